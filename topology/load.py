@@ -1,0 +1,119 @@
+"""Load and check a topology from Pulumi config or a stack file; every problem names its path."""
+
+from __future__ import annotations
+
+import difflib
+import types
+import typing
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from topology.model import Cluster
+from topology.rules import Loc, check
+
+ROOT = "hakube:cluster"
+
+
+class TopologyError(ValueError):
+    """A stack configuration that hakube refuses; `lines` holds one line per problem."""
+
+    def __init__(self, lines: list[str]) -> None:
+        super().__init__("\n".join(lines))
+        self.lines = lines
+
+
+def render_loc(loc: Loc, root: str = ROOT) -> str:
+    text = root
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return text
+
+
+def _model_at(loc: Loc) -> type[BaseModel] | None:
+    """The config model that owns the key at `loc` (so unknown keys get a suggestion)."""
+    model: Any = Cluster
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        fields = {f.alias or n: f for n, f in model.model_fields.items()}
+        if part not in fields:
+            return None
+        model = _unwrap(fields[part].annotation)
+        if model is None:
+            return None
+    return model
+
+
+def _unwrap(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    if typing.get_origin(annotation) in (list, typing.Union, types.UnionType):
+        for arg in typing.get_args(annotation):
+            found = _unwrap(arg)
+            if found is not None:
+                return found
+    return None
+
+
+def _message(error: dict[str, Any]) -> str:
+    kind, loc = error["type"], tuple(error["loc"])
+    if kind == "extra_forbidden":
+        model = _model_at(loc[:-1])
+        known = [f.alias or n for n, f in model.model_fields.items()] if model else []
+        close = difflib.get_close_matches(str(loc[-1]), known, n=1, cutoff=0.6)
+        hint = f"; did you mean {close[0]}?" if close else f"; known keys: {', '.join(known)}"
+        return "unknown key" + hint
+    if kind == "missing":
+        return "required key is missing"
+    text = error["msg"].removeprefix("Value error, ")
+    if kind in ("model_type", "dict_type"):
+        return f"must be a mapping, not {type(error['input']).__name__}"
+    if kind.endswith("_type") or kind.endswith("_parsing") or kind == "literal_error":
+        return f"{text} (got {error['input']!r})"
+    return text
+
+
+def load_cluster(data: object) -> Cluster:
+    """Validate one `hakube:cluster` value; raise TopologyError listing every problem."""
+    if not isinstance(data, dict):
+        raise TopologyError([f"{ROOT}: must be a mapping, not {type(data).__name__}"])
+    try:
+        cluster = Cluster.model_validate(data)
+    except ValidationError as err:
+        lines = [f"{render_loc(tuple(e['loc']))}: {_message(e)}" for e in err.errors()]
+        raise TopologyError(lines) from None
+    problems = check(cluster)
+    if problems:
+        raise TopologyError([f"{render_loc(p.loc)}: {p.message}" for p in problems])
+    return cluster
+
+
+def read_stack_file(path: str | Path) -> dict[str, Any]:
+    """The `config:` mapping of a Pulumi stack file, with file-level problems as TopologyError."""
+    name = str(path)
+    try:
+        text = Path(path).read_text()
+    except OSError as err:
+        raise TopologyError([f"{name}: cannot read: {err.strerror}"]) from None
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        where = getattr(err, "problem_mark", None)
+        at = f" at line {where.line + 1}" if where else ""
+        raise TopologyError([f"{name}: not valid YAML{at}: {getattr(err, 'problem', err)}"]) from None
+    if not isinstance(document, dict):
+        what = "empty" if document is None else f"a {type(document).__name__}, not a mapping"
+        raise TopologyError([f"{name}: the stack file is {what}; expected a mapping with a config: key"])
+    config = document.get("config")
+    if not isinstance(config, dict):
+        raise TopologyError([f"{name}: config: must be a mapping holding {ROOT}"])
+    if ROOT not in config:
+        raise TopologyError([f"{ROOT}: required key is missing from {name}"])
+    return config
+
+
+def load_stack_file(path: str | Path) -> Cluster:
+    return load_cluster(read_stack_file(path)[ROOT])

@@ -1,0 +1,268 @@
+"""The declared topology of one hakube cluster (the `hakube:cluster` stack-config value).
+
+Key names are the user's interface (CONFIG.md): camelCase in the stack file, snake_case here.
+Every field documents its default next to its declaration; the README's configuration table is
+generated from these descriptions (`python -m topology.docs`). Structural rules (types, ranges,
+unknown keys) live here; rules that relate several fields live in `topology/rules.py`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Annotated, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+)
+from pydantic.alias_generators import to_camel
+
+from topology.cpuset import CpusetError, parse_cpuset
+
+# Kubernetes minors hakube knows how to install and upgrade (inclusive).
+SUPPORTED_MINORS = (29, 33)
+# kubeadm's v1beta4 config API exists from 1.31 on; older minors speak v1beta3.
+KUBEADM_V1BETA4_FROM_MINOR = 31
+NODEPORT_RANGE = (30000, 32767)
+CNI_CHOICES = ("calico", "cilium", "flannel")
+
+_DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+# Linux IFNAMSIZ is 16 including the NUL; no '/', whitespace or ':' (alias syntax).
+_IFNAME = re.compile(r"^[A-Za-z0-9_.-][A-Za-z0-9_.@-]{0,14}$")
+_VERSION = re.compile(r"^(\d+)\.(\d+)\.(\d+)$")
+
+
+def _alias(name: str) -> str:
+    """snake_case -> the stack file's camelCase, keeping 'GiB' as users write it."""
+    return to_camel(name).replace("Gib", "GiB")
+
+
+class Strict(BaseModel):
+    """Base of every config object: unknown keys refused, camelCase keys, frozen values."""
+
+    model_config = ConfigDict(
+        extra="forbid", alias_generator=_alias, populate_by_name=True, frozen=True
+    )
+
+
+def _dns_label(value: str) -> str:
+    if not _DNS_LABEL.match(value):
+        raise ValueError(
+            f"{value!r} is not a DNS label (lower-case letters, digits and '-', 1-63 characters,"
+            " starting and ending with a letter or digit)"
+        )
+    return value
+
+
+def _ifname(value: str) -> str:
+    if value in (".", "..") or not _IFNAME.match(value):
+        raise ValueError(f"{value!r} is not a Linux interface name (1-15 characters, no '/', ':' or spaces)")
+    return value
+
+
+def _cpuset(value: str) -> str:
+    try:
+        parse_cpuset(value)
+    except CpusetError as err:
+        raise ValueError(f"{value!r} is not a cpuset: {err}") from None
+    return value
+
+
+def _version(value: str) -> str:
+    match = _VERSION.match(value)
+    if not match:
+        raise ValueError(f"{value!r} is not a full version x.y.z such as 1.31.4")
+    major, minor = int(match.group(1)), int(match.group(2))
+    low, high = SUPPORTED_MINORS
+    if major != 1 or not low <= minor <= high:
+        raise ValueError(f"{value} is outside the supported range 1.{low}.0 to 1.{high}.x")
+    return value
+
+
+def _text_only(value: object) -> object:
+    # Addresses and networks must be written as strings; 3232235521 is not an address here.
+    if not isinstance(value, str):
+        raise ValueError("must be a string such as 198.18.0.10 or 198.18.0.0/24")
+    return value
+
+
+DnsLabel = Annotated[StrictStr, AfterValidator(_dns_label)]
+IfName = Annotated[StrictStr, AfterValidator(_ifname)]
+Cpuset = Annotated[StrictStr, AfterValidator(_cpuset)]
+Version = Annotated[StrictStr, AfterValidator(_version)]
+Address = Annotated[ipaddress.IPv4Address, BeforeValidator(_text_only)]
+Network = Annotated[ipaddress.IPv4Network, BeforeValidator(_text_only)]
+Port = Annotated[StrictInt, Field(ge=1, le=65535)]
+NonEmpty = Annotated[StrictStr, Field(min_length=1)]
+
+
+class Ssh(Strict):
+    user: NonEmpty = Field(description="Login user on every host; needs passwordless sudo.")
+    port: Port = Field(22, description="SSH port on every host. Default 22.")
+
+
+class NetworkConfig(Strict):
+    node_cidr: Network = Field(description="The hosts' own network; every `address` lies in it.")
+    control_plane_cidr: Network = Field(
+        description="Control-plane traffic (apiserver, etcd) on its own NIC; every"
+        " `controlPlaneAddress` lies in it."
+    )
+    pod_cidr: Network = Field(ipaddress.IPv4Network("10.244.0.0/16"),
+                              description="Pod network handed to the CNI. Default 10.244.0.0/16.")
+    service_cidr: Network = Field(ipaddress.IPv4Network("10.96.0.0/12"),
+                                  description="Service ClusterIP range. Default 10.96.0.0/12.")
+
+
+class ApiEndpoint(Strict):
+    vip: Address = Field(description="Virtual IP that keepalived moves between the LB nodes.")
+    port: Port = Field(6443, description="Port clients use (the kubeconfig server). Default 6443.")
+
+
+class Vrrp(Strict):
+    router_id: StrictInt = Field(ge=1, le=255, description="VRRP virtual router id, unique on the L2 segment.")
+    advert_interval_ms: StrictInt = Field(
+        100, description="VRRPv3 advert interval in ms, a multiple of 10 from 10 to 40950. Default 100."
+    )
+    preempt: StrictBool = Field(
+        False, description="Take the VIP back when a higher-priority node returns. Default false"
+        " (no failback, so long-lived watches are not reset)."
+    )
+
+
+class LbNode(Strict):
+    name: DnsLabel = Field(description="Host name. In stacked placement, a control-plane node's name.")
+    address: Address | None = Field(
+        None, description="Host address in nodeCidr. Required for external placement; in stacked"
+        " placement it defaults to the control-plane node's address."
+    )
+    interface: IfName = Field("eth0", description="Interface carrying the VIP. Default eth0.")
+    priority: StrictInt = Field(ge=1, le=254, description="VRRP priority, distinct per node.")
+
+
+class LoadBalancer(Strict):
+    placement: Literal["external", "stacked"] = Field(
+        "external", description="external: two dedicated LB nodes; stacked: on the control-plane"
+        " nodes (HAProxy on the endpoint port, kube-apiserver on apiserverPort). Default external."
+    )
+    vrrp: Vrrp
+    nodes: list[LbNode] = Field(description="The nodes that run keepalived and HAProxy.")
+
+
+class Pool(Strict):
+    name: DnsLabel
+    path: NonEmpty = Field(description="Directory of the libvirt dir pool (its own device for controlPlane).")
+    role: Literal["controlPlane", "general"] = Field(
+        "general", description="controlPlane pools hold only control-plane VM disks (OS and etcd)."
+    )
+
+
+class Bridges(Strict):
+    nodes: IfName = Field(description="Existing host bridge on the nodes network.")
+    control_plane: IfName | None = Field(None, description="Existing host bridge for control-plane traffic.")
+
+
+class Hypervisor(Strict):
+    name: DnsLabel
+    address: Address
+    cpus: StrictInt = Field(ge=1, le=4096, description="Host cores (logical CPUs), numbered 0..cpus-1.")
+    reserved_cpus: Cpuset = Field(description="Cores kept for the host OS and VM emulator threads; never pinned.")
+    memory_gib: StrictInt = Field(ge=1, description="Host memory in GiB.")
+    reserved_memory_gib: StrictInt = Field(4, ge=0, description="Memory kept for the host. Default 4.")
+    pools: list[Pool] = Field(description="libvirt storage pools; one with role controlPlane.")
+    bridges: Bridges
+
+
+class ControlPlaneNode(Strict):
+    name: DnsLabel
+    hypervisor: DnsLabel | None = Field(None, description="Hypervisor hosting this VM; absent = bare metal.")
+    address: Address = Field(description="Address in nodeCidr (first NIC).")
+    control_plane_address: Address = Field(description="Address in controlPlaneCidr (second NIC).")
+    cpus: StrictInt | None = Field(None, ge=1, le=512, description="VM only: vCPUs.")
+    pinned_cpus: Cpuset | None = Field(None, description="VM only: host cores, one per vCPU.")
+    memory_gib: StrictInt | None = Field(None, ge=1, description="VM only: memory in GiB (locked).")
+    os_disk_gib: StrictInt | None = Field(None, ge=10, description="VM only: OS disk in GiB. Default 40.")
+    etcd_disk_gib: StrictInt | None = Field(None, ge=1, description="VM only: etcd disk in GiB. Default 20.")
+    reserved_cpus: Cpuset = Field("0", description="Cores the kubelet reserves for the system. Default 0.")
+
+    @property
+    def is_vm(self) -> bool:
+        return self.hypervisor is not None
+
+
+class ControlPlane(Strict):
+    nodes: list[ControlPlaneNode] = Field(description="Control-plane nodes; the first runs `kubeadm init`.")
+    apiserver_port: Port | None = Field(
+        None, description="kube-apiserver bind port. Default 6444 when stacked, else the endpoint port."
+    )
+    schedulable: StrictBool = Field(
+        False, description="Edge profile only: leave control-plane nodes untainted for workloads."
+    )
+
+
+class Worker(Strict):
+    name: DnsLabel
+    address: Address
+    reserved_cpus: Cpuset = Field("0", description="Cores the kubelet reserves for the system. Default 0.")
+    labels: dict[StrictStr, StrictStr] = Field(default_factory=dict, description="Node labels.")
+
+
+class Addons(Strict):
+    cni: Literal["calico", "cilium", "flannel"] = Field("calico", description="CNI (pinned chart). Default calico.")
+    smoke_test: StrictBool = Field(True, description="Deploy the nginx NodePort smoke test. Default true.")
+    smoke_test_replicas: StrictInt = Field(1, ge=1, le=100, description="Smoke-test replicas. Default 1.")
+
+
+class Cluster(Strict):
+    name: DnsLabel = Field(description="Cluster name (a DNS label).")
+    profile: Literal["standard", "edge"] = Field(
+        "standard", description="edge: 2-3 nodes with every role; relaxes quorum to advisory."
+    )
+    kubernetes_version: Version = Field(description="Full x.y.z Kubernetes version, 1.29-1.33.")
+    ssh: Ssh
+    network: NetworkConfig
+    api_endpoint: ApiEndpoint
+    load_balancer: LoadBalancer
+    hypervisors: list[Hypervisor] = Field(default_factory=list, description="libvirt/KVM hosts.")
+    control_plane: ControlPlane
+    workers: list[Worker] = Field(default_factory=list, description="Bare-metal worker nodes.")
+    addons: Addons = Field(default_factory=Addons)
+
+    # Derived facts, so every consumer answers these questions the same way.
+    @property
+    def apiserver_port(self) -> int:
+        if self.control_plane.apiserver_port is not None:
+            return self.control_plane.apiserver_port
+        return 6444 if self.load_balancer.placement == "stacked" else self.api_endpoint.port
+
+    @property
+    def minor(self) -> int:
+        return int(self.kubernetes_version.split(".")[1])
+
+    @property
+    def kubeadm_api_version(self) -> str:
+        suffix = "v1beta4" if self.minor >= KUBEADM_V1BETA4_FROM_MINOR else "v1beta3"
+        return f"kubeadm.k8s.io/{suffix}"
+
+    @property
+    def first_control_plane(self) -> ControlPlaneNode:
+        return self.control_plane.nodes[0]
+
+    def hypervisor(self, name: str) -> Hypervisor:
+        return next(h for h in self.hypervisors if h.name == name)
+
+    def lb_address(self, node: LbNode) -> ipaddress.IPv4Address:
+        """An LB node's address; stacked nodes borrow their control-plane node's."""
+        if node.address is not None:
+            return node.address
+        return next(cp.address for cp in self.control_plane.nodes if cp.name == node.name)
+
+    def bare_metal_nodes(self) -> list[ControlPlaneNode | Worker]:
+        """Kubernetes nodes reached directly over SSH (not VMs): prerequisites run on them."""
+        return [cp for cp in self.control_plane.nodes if not cp.is_vm] + list(self.workers)

@@ -1,0 +1,294 @@
+"""Cross-field rules: facts that no single field can check on its own.
+
+Each rule is a generator of `Problem`s so one run reports every problem in the file, each
+naming the path a user edits (`controlPlane.nodes[2].pinnedCpus`).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from itertools import combinations
+
+from topology.cpuset import parse_cpuset
+from topology.model import NODEPORT_RANGE, Cluster, ControlPlaneNode, Pool
+
+Loc = tuple[str | int, ...]
+
+
+@dataclass(frozen=True)
+class Problem:
+    loc: Loc
+    message: str
+
+
+def _all_hosts(c: Cluster) -> Iterator[tuple[Loc, str, ipaddress.IPv4Address | None]]:
+    """(path, name, address) of every separately-declared host entry."""
+    for i, h in enumerate(c.hypervisors):
+        yield ("hypervisors", i), h.name, h.address
+    for i, n in enumerate(c.control_plane.nodes):
+        yield ("controlPlane", "nodes", i), n.name, n.address
+    for i, w in enumerate(c.workers):
+        yield ("workers", i), w.name, w.address
+    if c.load_balancer.placement == "external":
+        for i, lb in enumerate(c.load_balancer.nodes):
+            yield ("loadBalancer", "nodes", i), lb.name, lb.address
+
+
+def unique_names(c: Cluster) -> Iterator[Problem]:
+    seen: dict[str, Loc] = {}
+    for loc, name, _ in _all_hosts(c):
+        if name in seen:
+            yield Problem((*loc, "name"), f"{name} is already used by {_dotted(seen[name])}")
+        else:
+            seen[name] = loc
+
+
+def unique_addresses(c: Cluster) -> Iterator[Problem]:
+    seen: dict[ipaddress.IPv4Address, str] = {}
+    for loc, name, address in _all_hosts(c):
+        if address is None:
+            continue
+        if address in seen:
+            yield Problem((*loc, "address"), f"{address} is already the address of {seen[address]}")
+        else:
+            seen[address] = name
+    for i, n in enumerate(c.control_plane.nodes):
+        owner = seen.get(n.control_plane_address)
+        if owner is not None:
+            yield Problem(("controlPlane", "nodes", i, "controlPlaneAddress"),
+                          f"{n.control_plane_address} is already the address of {owner}")
+    cp_seen: dict[ipaddress.IPv4Address, str] = {}
+    for i, n in enumerate(c.control_plane.nodes):
+        if n.control_plane_address in cp_seen:
+            yield Problem(("controlPlane", "nodes", i, "controlPlaneAddress"),
+                          f"{n.control_plane_address} is already used by {cp_seen[n.control_plane_address]}")
+        else:
+            cp_seen[n.control_plane_address] = n.name
+
+
+def addresses_in_networks(c: Cluster) -> Iterator[Problem]:
+    node_net, cp_net = c.network.node_cidr, c.network.control_plane_cidr
+    for loc, _, address in _all_hosts(c):
+        if address is not None and address not in node_net:
+            yield Problem((*loc, "address"), f"{address} is outside network.nodeCidr {node_net}")
+        elif address is not None and address in (node_net.network_address, node_net.broadcast_address):
+            yield Problem((*loc, "address"), f"{address} is the network or broadcast address of {node_net}")
+    for i, n in enumerate(c.control_plane.nodes):
+        if n.control_plane_address not in cp_net:
+            yield Problem(("controlPlane", "nodes", i, "controlPlaneAddress"),
+                          f"{n.control_plane_address} is outside network.controlPlaneCidr {cp_net}")
+
+
+def vip_placement(c: Cluster) -> Iterator[Problem]:
+    vip, net = c.api_endpoint.vip, c.network.node_cidr
+    loc = ("apiEndpoint", "vip")
+    if vip not in net:
+        yield Problem(loc, f"{vip} is outside network.nodeCidr {net}")
+        return
+    if vip in (net.network_address, net.broadcast_address):
+        yield Problem(loc, f"{vip} is the network or broadcast address of {net}")
+    for host_loc, name, address in _all_hosts(c):
+        if address == vip:
+            yield Problem(loc, f"{vip} is the address of {name} ({_dotted(host_loc)}); the VIP must be free")
+
+
+def networks_disjoint(c: Cluster) -> Iterator[Problem]:
+    nets = {
+        "nodeCidr": c.network.node_cidr,
+        "controlPlaneCidr": c.network.control_plane_cidr,
+        "podCidr": c.network.pod_cidr,
+        "serviceCidr": c.network.service_cidr,
+    }
+    for (a, net_a), (b, net_b) in combinations(nets.items(), 2):
+        if net_a.overlaps(net_b):
+            yield Problem(("network", b), f"{net_b} overlaps network.{a} {net_a}")
+
+
+def control_plane_quorum(c: Cluster) -> Iterator[Problem]:
+    count = len(c.control_plane.nodes)
+    if count == 0:
+        yield Problem(("controlPlane", "nodes"), "at least one control-plane node is needed")
+    elif count % 2 == 0:
+        yield Problem(("controlPlane", "nodes"),
+                      f"{count} nodes: etcd needs an odd count (an even one adds no fault tolerance)")
+
+
+def load_balancer_placement(c: Cluster) -> Iterator[Problem]:
+    lb = c.load_balancer
+    cp_names = {n.name: n for n in c.control_plane.nodes}
+    if lb.placement == "external":
+        if len(lb.nodes) != 2:
+            yield Problem(("loadBalancer", "nodes"), f"external placement needs exactly 2 nodes, not {len(lb.nodes)}")
+        for i, node in enumerate(lb.nodes):
+            if node.name in cp_names:
+                yield Problem(("loadBalancer", "nodes", i, "name"),
+                              f"{node.name} is a control-plane node; external placement needs dedicated LB nodes")
+            if node.address is None:
+                yield Problem(("loadBalancer", "nodes", i, "address"), "required for external placement")
+        return
+    if len(lb.nodes) < 2:
+        yield Problem(("loadBalancer", "nodes"), "stacked placement needs at least 2 control-plane nodes in the pair")
+    for i, node in enumerate(lb.nodes):
+        cp = cp_names.get(node.name)
+        if cp is None:
+            yield Problem(("loadBalancer", "nodes", i, "name"),
+                          f"{node.name} is not a control-plane node; stacked placement runs the LB on them")
+        elif node.address is not None and node.address != cp.address:
+            yield Problem(("loadBalancer", "nodes", i, "address"),
+                          f"{node.address} differs from {cp.name}'s address {cp.address}")
+    if c.apiserver_port == c.api_endpoint.port:
+        yield Problem(("controlPlane", "apiserverPort"),
+                      f"{c.apiserver_port} equals apiEndpoint.port; stacked HAProxy and kube-apiserver"
+                      " would bind the same port")
+
+
+def vrrp_settings(c: Cluster) -> Iterator[Problem]:
+    interval = c.load_balancer.vrrp.advert_interval_ms
+    if interval % 10 or not 10 <= interval <= 40950:
+        yield Problem(("loadBalancer", "vrrp", "advertIntervalMs"),
+                      f"{interval}: VRRPv3 adverts are whole centiseconds from 10 to 40950 ms")
+    seen: dict[int, int] = {}
+    for i, node in enumerate(c.load_balancer.nodes):
+        if node.priority in seen:
+            j = seen[node.priority]
+            yield Problem(("loadBalancer", "nodes", i, "priority"),
+                          f"equals nodes[{j}].priority ({node.priority}); the pair needs distinct priorities")
+        else:
+            seen[node.priority] = i
+    names = [n.name for n in c.load_balancer.nodes]
+    for i, name in enumerate(names):
+        if name in names[:i]:
+            yield Problem(("loadBalancer", "nodes", i, "name"), f"{name} is listed twice")
+
+
+def endpoint_port(c: Cluster) -> Iterator[Problem]:
+    low, high = NODEPORT_RANGE
+    if low <= c.api_endpoint.port <= high:
+        yield Problem(("apiEndpoint", "port"), f"{c.api_endpoint.port} is inside the NodePort range {low}-{high}")
+    if c.apiserver_port != c.api_endpoint.port and low <= c.apiserver_port <= high:
+        yield Problem(("controlPlane", "apiserverPort"),
+                      f"{c.apiserver_port} is inside the NodePort range {low}-{high}")
+
+
+def _vm_only_fields(node: ControlPlaneNode) -> list[str]:
+    return [alias for alias, value in (
+        ("cpus", node.cpus), ("pinnedCpus", node.pinned_cpus), ("memoryGiB", node.memory_gib),
+        ("osDiskGiB", node.os_disk_gib), ("etcdDiskGiB", node.etcd_disk_gib)) if value is not None]
+
+
+def control_plane_vms(c: Cluster) -> Iterator[Problem]:
+    hypervisors = {h.name: h for h in c.hypervisors}
+    pinned: dict[str, list[tuple[str, set[int]]]] = {}
+    for i, node in enumerate(c.control_plane.nodes):
+        loc = ("controlPlane", "nodes", i)
+        if node.hypervisor is None:
+            for alias in _vm_only_fields(node):
+                yield Problem((*loc, alias), "only control-plane VMs (with `hypervisor`) take this field")
+            continue
+        hv = hypervisors.get(node.hypervisor)
+        if hv is None:
+            known = ", ".join(hypervisors) or "none declared"
+            yield Problem((*loc, "hypervisor"), f"{node.hypervisor} is not a declared hypervisor ({known})")
+            continue
+        for alias in ("cpus", "pinnedCpus", "memoryGiB"):
+            if alias not in _vm_only_fields(node):
+                yield Problem((*loc, alias), "required for a control-plane VM")
+        if node.cpus is None or node.pinned_cpus is None:
+            continue
+        cores = set(parse_cpuset(node.pinned_cpus))
+        if len(cores) != node.cpus:
+            yield Problem((*loc, "pinnedCpus"), f"{node.pinned_cpus} names {len(cores)} cores but cpus is {node.cpus}")
+        outside = sorted(core for core in cores if core >= hv.cpus)
+        if outside:
+            yield Problem((*loc, "pinnedCpus"), f"core {outside[0]} is outside {hv.name}'s cores 0-{hv.cpus - 1}")
+        reserved = cores & set(parse_cpuset(hv.reserved_cpus))
+        if reserved:
+            yield Problem((*loc, "pinnedCpus"),
+                          f"{node.pinned_cpus} overlaps {hv.name}'s reservedCpus {hv.reserved_cpus}")
+        for other, other_cores in pinned.get(hv.name, []):
+            if cores & other_cores:
+                yield Problem((*loc, "pinnedCpus"), f"{node.pinned_cpus} overlaps {other} on hypervisor {hv.name}")
+        pinned.setdefault(hv.name, []).append((node.name, cores))
+        if not set(parse_cpuset(node.reserved_cpus)) < set(range(node.cpus)):
+            yield Problem((*loc, "reservedCpus"),
+                          f"{node.reserved_cpus} must name some, not all, of the VM's vCPUs 0-{node.cpus - 1}")
+
+
+def hypervisor_capacity(c: Cluster) -> Iterator[Problem]:
+    for i, hv in enumerate(c.hypervisors):
+        loc = ("hypervisors", i)
+        reserved = parse_cpuset(hv.reserved_cpus)
+        if max(reserved) >= hv.cpus:
+            yield Problem((*loc, "reservedCpus"), f"core {max(reserved)} is outside the host's cores 0-{hv.cpus - 1}")
+        if hv.reserved_memory_gib >= hv.memory_gib:
+            yield Problem((*loc, "reservedMemoryGiB"),
+                          f"{hv.reserved_memory_gib} leaves no memory of {hv.memory_gib} GiB")
+        vms = [n for n in c.control_plane.nodes if n.hypervisor == hv.name]
+        used = sum(n.memory_gib or 0 for n in vms)
+        free = hv.memory_gib - hv.reserved_memory_gib
+        if used > free:
+            names = ", ".join(n.name for n in vms)
+            yield Problem((*loc, "memoryGiB"),
+                          f"VMs {names} need {used} GiB but only {free} GiB is free after reservedMemoryGiB")
+        yield from _pools(hv.pools, loc, hosts_vm=bool(vms))
+        if vms and hv.bridges.control_plane is None:
+            yield Problem((*loc, "bridges", "controlPlane"), "required: this hypervisor hosts a control-plane VM")
+
+
+def _nested(a: str, b: str) -> bool:
+    a, b = a.rstrip("/") or "/", b.rstrip("/") or "/"
+    return a == b or a.startswith(b.rstrip("/") + "/") or b.startswith(a.rstrip("/") + "/")
+
+
+def _pools(pools: list[Pool], loc: Loc, hosts_vm: bool) -> Iterator[Problem]:
+    for j, pool in enumerate(pools):
+        if not pool.path.startswith("/"):
+            yield Problem((*loc, "pools", j, "path"), f"{pool.path} is not an absolute path")
+        for k, other in enumerate(pools[:j]):
+            if other.name == pool.name:
+                yield Problem((*loc, "pools", j, "name"), f"{pool.name} is already pools[{k}]")
+            # A controlPlane pool must sit on storage of its own: not the same or a nested directory.
+            elif "controlPlane" in (pool.role, other.role) and _nested(pool.path, other.path):
+                yield Problem((*loc, "pools", j, "path"), f"{pool.path} shares storage with pool {other.name}")
+    cp_pools = [p for p in pools if p.role == "controlPlane"]
+    if hosts_vm and not cp_pools:
+        yield Problem((*loc, "pools"), "needs a pool with role controlPlane: this hypervisor hosts a control-plane VM")
+    if len(cp_pools) > 1:
+        yield Problem((*loc, "pools"), "declares more than one controlPlane pool")
+
+
+def workers_and_profile(c: Cluster) -> Iterator[Problem]:
+    if c.control_plane.schedulable and c.profile != "edge":
+        yield Problem(("controlPlane", "schedulable"),
+                      "only the edge profile runs workloads on control-plane nodes (set profile: edge)")
+    if c.profile == "edge" and c.hypervisors:
+        yield Problem(("hypervisors",), "the edge profile runs bare-metal nodes only")
+
+
+RULES: tuple[Callable[[Cluster], Iterator[Problem]], ...] = (
+    unique_names,
+    unique_addresses,
+    addresses_in_networks,
+    vip_placement,
+    networks_disjoint,
+    control_plane_quorum,
+    load_balancer_placement,
+    vrrp_settings,
+    endpoint_port,
+    control_plane_vms,
+    hypervisor_capacity,
+    workers_and_profile,
+)
+
+
+def check(c: Cluster) -> list[Problem]:
+    return [problem for rule in RULES for problem in rule(c)]
+
+
+def _dotted(loc: Loc) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
+    return text
