@@ -219,6 +219,13 @@ class Addons(Strict):
     smoke_test_replicas: StrictInt = Field(1, ge=1, le=100, description="Smoke-test replicas. Default 1.")
 
 
+class Packages(Strict):
+    kubernetes_apt_source: StrictStr | None = Field(
+        None, description="One-line apt source for kubelet/kubeadm/kubectl (the Kubernetes project's"
+        " repository for your minor, or a mirror). Default: the hosts' configured apt sources."
+    )
+
+
 class Cluster(Strict):
     name: DnsLabel = Field(description="Cluster name (a DNS label).")
     profile: Literal["standard", "edge"] = Field(
@@ -233,6 +240,7 @@ class Cluster(Strict):
     control_plane: ControlPlane
     workers: list[Worker] = Field(default_factory=list, description="Bare-metal worker nodes.")
     addons: Addons = Field(default_factory=Addons)
+    packages: Packages = Field(default_factory=Packages)
 
     # Derived facts, so every consumer answers these questions the same way.
     @property

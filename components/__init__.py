@@ -1,0 +1,1 @@
+"""Pulumi ComponentResources that only wire what topology/ and configs/ decide."""

@@ -1,0 +1,28 @@
+"""A Kubernetes node reached over SSH: its prerequisites (and, later, its kubelet and join)."""
+
+from __future__ import annotations
+
+import pulumi
+
+from components.remote import Host, digest, run_script
+from configs.scripts import script
+from topology import Cluster
+
+
+class Node(pulumi.ComponentResource):
+    """One Kubernetes node: a bare-metal host, or a control-plane VM once it is up."""
+
+    def __init__(
+        self, name: str, cluster: Cluster, host: Host, role: str, *, opts: pulumi.ResourceOptions
+    ) -> None:
+        super().__init__("hakube:index:Node", name, {"host": host.name, "address": host.address, "role": role}, opts)
+        self.host = host
+        env = {"KUBERNETES_VERSION": cluster.kubernetes_version}
+        if cluster.packages.kubernetes_apt_source:
+            env["KUBERNETES_APT_SOURCE"] = cluster.packages.kubernetes_apt_source
+        self.prerequisites = run_script(
+            f"{name}-prereqs", host, "node-prereqs.sh", env=env,
+            triggers=[digest(script("node-prereqs.sh"), *sorted(env.values()))],
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.register_outputs({})

@@ -1,0 +1,111 @@
+"""The one way hakube runs a host script or drops a file over SSH (pulumi-command)."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import pulumi
+from pulumi_command import remote
+
+from configs.remote import command_line, secret_stdin
+
+
+@dataclass(frozen=True)
+class Host:
+    """A machine hakube reaches over SSH; `connection` carries the secret private key."""
+
+    name: str
+    address: str
+    connection: remote.ConnectionArgs
+
+
+def connect(name: str, address: str, user: str, port: int, private_key: pulumi.Output[str]) -> Host:
+    return Host(name, address, remote.ConnectionArgs(host=address, port=port, user=user, private_key=private_key))
+
+
+def digest(*parts: str) -> str:
+    """Content hash used as a replace trigger: a step reruns exactly when what it applies changes."""
+    h = hashlib.sha256()
+    for part in parts:
+        h.update(part.encode())
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+def run_script(
+    resource_name: str,
+    host: Host,
+    script_name: str,
+    *,
+    env: Mapping[str, str] | None = None,
+    secrets: Mapping[str, pulumi.Input[str]] | None = None,
+    payload: pulumi.Input[str] = "",
+    delete_script: str | None = None,
+    delete_env: Mapping[str, str] | None = None,
+    triggers: Sequence[str] = (),
+    opts: pulumi.ResourceOptions,
+) -> remote.Command:
+    """Run configs/scripts/<script_name> as root on `host`.
+
+    `secrets` reach the script as environment variables through stdin, never argv; the stdin
+    is itself a Pulumi secret whenever any secret is given. `triggers` (content hashes) replace
+    the step when they change; `delete_script` runs when the resource is destroyed.
+    """
+    stdin: pulumi.Input[str] | None = None
+    if secrets:
+        names = list(secrets)
+        stdin = pulumi.Output.secret(
+            pulumi.Output.all(*(secrets[n] for n in names), payload).apply(
+                lambda values: secret_stdin(dict(zip(names, values[:-1], strict=True)), values[-1])
+            )
+        )
+    elif payload != "":
+        stdin = payload
+    delete = command_line(delete_script, delete_env or env) if delete_script else None
+    return remote.Command(
+        resource_name,
+        connection=host.connection,
+        create=command_line(script_name, env, reads_secrets=bool(secrets)),
+        delete=delete,
+        stdin=stdin,
+        triggers=list(triggers),
+        # stdout may carry what a script prints for us to parse; never echo stdin/secrets to logs.
+        logging=remote.Logging.STDERR,
+        opts=opts,
+    )
+
+
+class FileDrop(pulumi.ComponentResource):
+    """One file placed on a host: checked by its daemon's checker, swapped atomically, reloaded.
+
+    The path and content are this component's own inputs so the dry run can write the file where
+    the host would have it and the policy pack can read it.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        host: Host,
+        path: str,
+        content: str,
+        *,
+        check: str = "",
+        reload: str = "",
+        mode: str = "0644",
+        opts: pulumi.ResourceOptions,
+    ) -> None:
+        super().__init__(
+            "hakube:index:FileDrop", name,
+            {"host": host.name, "path": path, "content": content, "check": check, "reload": reload, "mode": mode},
+            opts,
+        )
+        self.command = run_script(
+            f"{name}-apply", host, "config-drop.sh",
+            env={"DEST": path, "CHECK_CMD": check, "RELOAD_CMD": reload, "MODE": mode},
+            payload=content,
+            triggers=[digest(path, content, check, reload, mode)],
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.register_outputs({"sha256": digest(content)})

@@ -1,0 +1,1 @@
+"""Pure renderers: topology -> file text and host scripts. No Pulumi here."""

@@ -1,0 +1,50 @@
+"""How a host script becomes the one command line pulumi-command runs over SSH.
+
+pulumi-command's `environment` relies on the SSH server's AcceptEnv (off by default), so hakube
+does not use it. Plain parameters go on the command line (`env NAME=value`); secrets travel on
+stdin as NAME=value lines ended by an empty line, which a short prologue exports before the
+script runs, so they never appear in argv, `ps` or a log. Whatever follows the empty line stays
+on the script's stdin (e.g. a file's content).
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from collections.abc import Mapping
+
+from configs.scripts import script
+
+_NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")
+
+SECRET_PROLOGUE = (
+    "# hakube: export the secret NAME=value lines on stdin (never argv), up to an empty line\n"
+    'while IFS= read -r hakube_line && [ -n "$hakube_line" ]; do export "${hakube_line?}"; done\n'
+)
+
+
+def command_line(script_name: str, env: Mapping[str, str] | None = None, *, reads_secrets: bool = False) -> str:
+    """`sudo -n env A=1 bash -c '<script>' <name>`: runs configs/scripts/<script_name> as root."""
+    assignments = []
+    for name, value in sorted((env or {}).items()):
+        if not _NAME.match(name):
+            raise ValueError(f"bad environment variable name {name!r}")
+        assignments.append(f"{name}={shlex.quote(value)}")
+    body = script(script_name)
+    if reads_secrets:
+        shebang, _, rest = body.partition("\n")
+        body = f"{shebang}\n{SECRET_PROLOGUE}{rest}" if shebang.startswith("#!") else SECRET_PROLOGUE + body
+    prefix = " ".join(["sudo", "-n", "env", *assignments])
+    return f"{prefix} bash -c {shlex.quote(body)} {shlex.quote(script_name.removesuffix('.sh'))}"
+
+
+def secret_stdin(secrets: Mapping[str, str], payload: str = "") -> str:
+    """The stdin carrying `secrets` for a command built with reads_secrets=True."""
+    lines = []
+    for name, value in secrets.items():
+        if not _NAME.match(name):
+            raise ValueError(f"bad secret variable name {name!r}")
+        if "\n" in value or not value:
+            raise ValueError(f"secret {name} must be one non-empty line")
+        lines.append(f"{name}={value}")
+    return "\n".join(lines) + "\n\n" + payload

@@ -1,0 +1,1 @@
+"""The dry run: the real program under Pulumi mocks, written out as files a person can read."""

@@ -1,0 +1,64 @@
+"""python -m dryrun --stack NAME | --config FILE [--out DIR]
+
+Runs the real program under Pulumi mocks (no CLI, no hosts) and writes what each host would
+receive, plan.json, plan.txt and policy.txt. Exit 0 when all is well, 2 for a bad stack file
+(one path-named line per problem, nothing written), 1 for a mandatory policy violation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from dryrun.mockrun import REPO
+from topology import ROOT, TopologyError, load_cluster, read_stack_file
+
+EXIT_BAD_CONFIG = 2
+EXIT_POLICY = 1
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m dryrun", description=__doc__.split("\n\n")[0])
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--stack", help="stack name: reads Pulumi.NAME.yaml beside Pulumi.yaml")
+    source.add_argument("--config", type=Path, help="any stack file")
+    parser.add_argument("--out", type=Path, help="output directory (default build/<stack>)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    path = REPO / f"Pulumi.{args.stack}.yaml" if args.stack else args.config
+    stack = args.stack or path.stem.removeprefix("Pulumi.")
+    out: Path = args.out or REPO / "build" / stack
+    try:
+        config = read_stack_file(path)
+        load_cluster(config[ROOT])
+    except TopologyError as err:
+        print("\n".join(err.lines), file=sys.stderr)
+        print(f"{path}: {len(err.lines)} problem(s); nothing written", file=sys.stderr)
+        return EXIT_BAD_CONFIG
+    from dryrun.output import build  # after validation: importing Pulumi costs a second
+
+    # Build in a scratch directory and move it into place whole: a failed run leaves no half tree.
+    scratch = Path(tempfile.mkdtemp(prefix=".dryrun-", dir=out.parent if out.parent.exists() else None))
+    try:
+        verdict = build(config, stack, scratch)
+        if out.exists():
+            shutil.rmtree(out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(scratch), str(out))
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    print(f"dry run of {stack}: {verdict.summary}")
+    print(f"wrote {out}/ (plan.txt, plan.json, policy.txt, hosts/, vms/)")
+    print(json.dumps({"resources": verdict.resources, "mandatoryViolations": verdict.mandatory}))
+    return EXIT_POLICY if verdict.mandatory else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,149 @@
+"""Run the real hakube program (`__main__.py`) in-process under Pulumi mocks and record every
+resource it registers: type, name, parent, dependencies, provider and inputs."""
+
+from __future__ import annotations
+
+import gc
+import json
+import runpy
+import secrets as pysecrets
+import sys
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+from pulumi.runtime import mocks as pmocks
+from pulumi.runtime import rpc
+
+REPO = Path(__file__).resolve().parent.parent
+SECRET_MARK = "[secret]"
+
+
+@dataclass
+class Record:
+    urn: str
+    type: str
+    name: str
+    custom: bool
+    parent: str | None
+    dependencies: list[str]
+    provider: str | None
+    inputs: dict[str, Any]
+
+
+@dataclass
+class MockRun:
+    records: list[Record] = field(default_factory=list)
+    outputs: dict[str, Any] = field(default_factory=dict)
+
+    def by_urn(self) -> dict[str, Record]:
+        return {r.urn: r for r in self.records}
+
+
+class _Mocks(pmocks.Mocks):
+    """Answers like a provider would: echo the inputs, plus the outputs the program reads."""
+
+    def __init__(self, recorder: _RecordingMonitor) -> None:
+        self.recorder = recorder
+
+    def new_resource(self, args: pmocks.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
+        self.recorder.note(args)
+        state = dict(args.inputs)
+        if args.typ == "command:remote:Command":
+            state.setdefault("stdout", fake_stdout(args.name))
+            state.setdefault("stderr", "")
+        return (f"{args.name}-id" if args.custom else None), state
+
+    def call(self, args: pmocks.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
+        return {}, None
+
+
+def fake_stdout(name: str) -> str:
+    """What a host script would print, for the few steps whose stdout the program parses."""
+    if name.endswith("-credentials"):
+        return json.dumps({"token": "abcdef.0123456789abcdef", "caCertHash": "sha256:" + "0" * 64,
+                           "certificateKey": "0" * 64})
+    if name.endswith("-kubeconfig"):
+        return "apiVersion: v1\nkind: Config\nclusters: []\n"
+    return ""
+
+
+class _RecordingMonitor(pmocks.MockMonitor):
+    def __init__(self) -> None:
+        super().__init__(_Mocks(self))
+        self.run = MockRun()
+        self._local = threading.local()
+        self._lock = threading.Lock()
+
+    def RegisterResource(self, request: Any) -> Any:
+        self._local.request = request
+        return super().RegisterResource(request)
+
+    def note(self, args: pmocks.MockResourceArgs) -> None:
+        req = self._local.request
+        record = Record(
+            urn=self.make_urn(req.parent, req.type, req.name),
+            type=req.type,
+            name=req.name,
+            custom=bool(req.custom),
+            parent=req.parent or None,
+            dependencies=list(req.dependencies),
+            provider=req.provider.split("::")[-2] if req.provider else None,
+            inputs=args.inputs,
+        )
+        with self._lock:
+            self.run.records.append(record)
+
+
+def run_program(cluster: dict[str, Any], stack: str, extra_config: dict[str, str] | None = None,
+                sink: MockRun | None = None) -> MockRun:
+    """Execute __main__.py with `cluster` as hakube:cluster and a throwaway SSH key.
+
+    Records go to `sink` when given, so a caller still sees them when the program raises.
+    """
+    monitor = _RecordingMonitor()
+    if sink is not None:
+        monitor.run = sink
+    config = {
+        "hakube:cluster": json.dumps(cluster),
+        # Never used to connect: under mocks nothing leaves this process.
+        "hakube:sshPrivateKey": "dry-run throwaway key " + pysecrets.token_hex(16),
+    }
+    config.update(extra_config or {})
+    pulumi.runtime.set_all_config(config, secret_keys=["hakube:sshPrivateKey", "hakube:vrrpPassword"])
+    # A fresh root Stack per run, so runs in one process (tests, benches) never share outputs.
+    pulumi.runtime.settings.set_root_resource(None)  # type: ignore[arg-type]
+    pulumi.runtime.set_mocks(monitor.mocks, project="hakube", stack=stack, preview=False, monitor=monitor)
+    if str(REPO) not in sys.path:
+        sys.path.insert(0, str(REPO))
+
+    @pulumi.runtime.test
+    def program() -> pulumi.Output[Any]:
+        runpy.run_path(str(REPO / "__main__.py"), run_name="__main__")
+        root = pulumi.runtime.get_root_resource()
+        outputs = getattr(root, "outputs", {}) or {}
+        names = list(outputs)
+        return pulumi.Output.all(*(outputs[n] for n in names)).apply(
+            lambda values: monitor.run.outputs.update(zip(names, values, strict=True))
+        )
+
+    program()
+    gc.collect()
+    return monitor.run
+
+
+def is_secret(value: Any) -> bool:
+    return rpc.is_rpc_secret(value)
+
+
+def public(value: Any) -> Any:
+    """The value with every secret replaced by "[secret]" (what plan files may show)."""
+    if rpc.is_rpc_secret(value):
+        return SECRET_MARK
+    if isinstance(value, dict):
+        return {k: public(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [public(v) for v in value]
+    return value

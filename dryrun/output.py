@@ -1,0 +1,36 @@
+"""Write the dry run's output tree from one mocked run of the program."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dryrun.mockrun import MockRun, public, run_program
+from dryrun.plan import files_for_hosts, plan_text, resource_table
+from topology import ROOT
+
+
+@dataclass(frozen=True)
+class Verdict:
+    resources: int
+    mandatory: int
+    summary: str
+
+
+def build(config: dict[str, Any], stack: str, out: Path) -> Verdict:
+    run = run_program(config[ROOT], stack)
+    table = resource_table(run)
+    write_tree(out, run, table, stack)
+    return Verdict(resources=len(table), mandatory=0, summary=f"{len(table)} resources")
+
+
+def write_tree(out: Path, run: MockRun, table: list[dict[str, Any]], stack: str) -> None:
+    for rel, content in files_for_hosts(run).items():
+        target = out / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(content)
+    plan = {"stack": stack, "outputs": public(run.outputs), "resources": table}
+    (out / "plan.json").write_text(json.dumps(plan, indent=1, sort_keys=True) + "\n")
+    (out / "plan.txt").write_text(plan_text(stack, table, run.outputs))

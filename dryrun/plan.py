@@ -1,0 +1,143 @@
+"""Turn recorded resources into plan.json (machine-readable) and plan.txt (ordered steps)."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from typing import Any
+
+from dryrun.mockrun import MockRun, Record, public
+
+
+class PlanError(RuntimeError):
+    """The program broke a rule the dry run relies on (e.g. two resources with one name)."""
+
+
+def resource_table(run: MockRun) -> list[dict[str, Any]]:
+    """Every resource as plan.json holds it; parent, dependencies and provider by name."""
+    names = _names(run)
+    table = []
+    for r in run.records:
+        table.append({
+            "name": r.name,
+            "type": r.type,
+            "custom": r.custom,
+            "parent": names.get(r.parent) if r.parent else None,
+            "dependencies": sorted({names[d] for d in r.dependencies if d in names}),
+            "provider": r.provider,
+            "inputs": public(r.inputs),
+        })
+    table.sort(key=lambda row: (row["type"], row["name"]))
+    return table
+
+
+def _names(run: MockRun) -> dict[str, str]:
+    seen: dict[str, str] = {}
+    names: dict[str, str] = {}
+    for r in run.records:
+        if r.name in seen:
+            raise PlanError(f"two resources are named {r.name}: {seen[r.name]} and {r.type}")
+        seen[r.name] = r.type
+        names[r.urn] = r.name
+    return names
+
+
+def waves(table: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """Custom resources grouped by the earliest step they can run in.
+
+    A dependency on a component means "after everything inside it" (as the engine does), so
+    component dependencies are expanded to their custom descendants, and a resource also waits
+    for whatever its ancestor components depend on.
+    """
+    by_name = {row["name"]: row for row in table}
+    children: dict[str, list[str]] = defaultdict(list)
+    for row in table:
+        if row["parent"]:
+            children[row["parent"]].append(row["name"])
+
+    def customs_within(name: str) -> set[str]:
+        row = by_name[name]
+        if row["custom"]:
+            return {name}
+        found: set[str] = set()
+        for child in children[name]:
+            found |= customs_within(child)
+        return found
+
+    expanded_cache: dict[str, set[str]] = {}
+
+    def waits_for(name: str) -> set[str]:
+        if name in expanded_cache:
+            return expanded_cache[name]
+        row = by_name[name]
+        deps: set[str] = set()
+        for dep in row["dependencies"]:
+            deps |= customs_within(dep)
+        if row["parent"]:
+            deps |= waits_for(row["parent"])
+        expanded_cache[name] = deps
+        return deps
+
+    depth: dict[str, int] = {}
+
+    def level(name: str, trail: tuple[str, ...] = ()) -> int:
+        if name in depth:
+            return depth[name]
+        if name in trail:
+            raise PlanError("dependency cycle: " + " -> ".join((*trail, name)))
+        deps = waits_for(name) - {name}
+        depth[name] = 1 + max((level(d, (*trail, name)) for d in deps), default=-1)
+        return depth[name]
+
+    customs = [row for row in table if row["custom"]]
+    for row in customs:
+        level(row["name"])
+    grouped: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for row in customs:
+        grouped[depth[row["name"]]].append({**row, "waits_for": sorted(waits_for(row["name"]) - {row["name"]})})
+    return [sorted(grouped[i], key=lambda r: r["name"]) for i in sorted(grouped)]
+
+
+def describe(row: dict[str, Any]) -> str:
+    """One readable line: what runs, where."""
+    where = f" (in {row['parent']})" if row["parent"] else ""
+    return f"{row['name']}  [{row['type']}]{where}"
+
+
+def plan_text(stack: str, table: list[dict[str, Any]], outputs: dict[str, Any]) -> str:
+    steps = waves(table)
+    customs = sum(len(s) for s in steps)
+    lines = [
+        f"hakube plan for stack {stack}: {len(table)} resources ({customs} that act, {len(steps)} steps)",
+        "Resources within one step run in parallel; each step waits for the ones it names.",
+        "",
+    ]
+    for number, step in enumerate(steps, 1):
+        lines.append(f"Step {number}:")
+        for row in step:
+            lines.append(f"  - {describe(row)}")
+            if row["waits_for"] and len(row["waits_for"]) <= 6:
+                lines.append(f"      after: {', '.join(row['waits_for'])}")
+            elif row["waits_for"]:
+                lines.append(f"      after: {', '.join(row['waits_for'][:5])} and {len(row['waits_for']) - 5} more")
+        lines.append("")
+    lines.append("Stack outputs:")
+    for key, value in sorted(outputs.items()):
+        lines.append(f"  {key}: {json.dumps(public(value)) if not isinstance(value, str) else value}")
+    return "\n".join(lines) + "\n"
+
+
+def files_for_hosts(run: MockRun) -> dict[str, str]:
+    """Relative output path -> content for every file a host or VM would receive."""
+    files: dict[str, str] = {}
+    for r in run.records:
+        inputs = public(r.inputs)
+        if r.type == "hakube:index:FileDrop":
+            files[f"hosts/{inputs['host']}/{inputs['path'].lstrip('/')}"] = inputs["content"]
+        for rel, content in (inputs.get("artifacts") or {}).items():
+            files[rel] = content
+    return files
+
+
+def record_index(run: MockRun) -> dict[str, Record]:
+    return {r.name: r for r in run.records}

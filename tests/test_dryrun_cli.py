@@ -1,0 +1,55 @@
+"""`python -m dryrun` as a user runs it: exit codes, what it writes, and what it refuses."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from dryrun.mockrun import REPO
+
+
+def dryrun(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "dryrun", *args], cwd=REPO, capture_output=True, text=True,
+                          timeout=120, check=False)
+
+
+@pytest.mark.parametrize("stack", ["dev", "edge", "prod"])
+def test_committed_stacks_dry_run(stack: str, tmp_path: Path) -> None:
+    out = tmp_path / stack
+    result = dryrun("--stack", stack, "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    plan = json.loads((out / "plan.json").read_text())
+    names = {row["name"] for row in plan["resources"]}
+    stack_file = yaml.safe_load((REPO / f"Pulumi.{stack}.yaml").read_text())["config"]["hakube:cluster"]
+    bare = [n["name"] for n in stack_file["controlPlane"]["nodes"] if "hypervisor" not in n]
+    bare += [w["name"] for w in stack_file["workers"]]
+    assert {f"{name}-prereqs" for name in bare} <= names
+    assert (out / "plan.txt").read_text().startswith(f"hakube plan for stack {stack}:")
+
+
+def test_bad_stack_file_exits_2_names_the_path_and_writes_nothing(tmp_path: Path) -> None:
+    document = yaml.safe_load((REPO / "Pulumi.dev.yaml").read_text())
+    document["config"]["hakube:cluster"]["controlPlane"]["nodes"][2]["pinnedCpus"] = "2-5,1"
+    document["config"]["hakube:cluster"]["workers"][1]["name"] = "W 2"
+    bad = tmp_path / "Pulumi.bad.yaml"
+    bad.write_text(yaml.safe_dump(document))
+    out = tmp_path / "out"
+    result = dryrun("--config", str(bad), "--out", str(out))
+    assert result.returncode == 2
+    assert "hakube:cluster.workers[1].name: 'W 2' is not a DNS label" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    assert not out.exists()
+
+
+def test_empty_file_is_refused_without_traceback(tmp_path: Path) -> None:
+    empty = tmp_path / "Pulumi.empty.yaml"
+    empty.write_text("")
+    result = dryrun("--config", str(empty), "--out", str(tmp_path / "out"))
+    assert result.returncode == 2
+    assert "the stack file is empty" in result.stderr
+    assert not (tmp_path / "out").exists()

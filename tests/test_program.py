@@ -1,0 +1,66 @@
+"""The real program under Pulumi mocks: the resource graph, parents and secrets."""
+
+from __future__ import annotations
+
+import json
+
+import pulumi
+import pytest
+
+from dryrun.mockrun import SECRET_MARK, MockRun, run_program
+from tests.mockgraph import cluster_copy, graph, stack_cluster, stack_graph
+from topology import load_cluster
+
+
+@pytest.mark.parametrize("stack", ["dev", "edge", "prod"])
+def test_one_cluster_component_with_a_node_per_bare_metal_host(stack: str) -> None:
+    g = stack_graph(stack)
+    cluster = load_cluster(stack_cluster(stack))
+    (root,) = g.of_type("hakube:index:Cluster")
+    assert root["name"] == cluster.name and root["parent"] is None
+    nodes = {row["name"]: row for row in g.of_type("hakube:index:Node")}
+    bare = {n.name for n in cluster.bare_metal_nodes()}
+    assert bare <= set(nodes)
+    for name in bare:
+        assert nodes[name]["parent"] == cluster.name
+
+
+@pytest.mark.parametrize("stack", ["dev", "edge", "prod"])
+def test_every_bare_metal_host_gets_prerequisites_pinned_to_the_version(stack: str) -> None:
+    g = stack_graph(stack)
+    cluster = load_cluster(stack_cluster(stack))
+    for node in cluster.bare_metal_nodes():
+        row = g.by_name[f"{node.name}-prereqs"]
+        assert row["type"] == "command:remote:Command"
+        assert row["parent"] == node.name
+        assert f"KUBERNETES_VERSION={cluster.kubernetes_version}" in row["inputs"]["create"]
+        assert "swapoff" in row["inputs"]["create"]
+
+
+def test_ssh_key_is_a_secret_everywhere() -> None:
+    g = stack_graph("dev")
+    commands = [r for r in g.run.records if r.type == "command:remote:Command"]
+    assert commands
+    for record in commands:
+        assert pulumi.runtime.rpc.is_rpc_secret(record.inputs["connection"])
+    plan = json.dumps(g.table)
+    assert "throwaway key" not in plan
+    assert all(row["inputs"]["connection"] == SECRET_MARK for row in g.table if row["type"] == "command:remote:Command")
+
+
+def test_prerequisites_replace_when_version_changes() -> None:
+    before = stack_graph("edge").by_name["edge1-prereqs"]["inputs"]["triggers"]
+    changed = cluster_copy("edge")
+    changed["kubernetesVersion"] = "1.31.5"
+    after = graph(changed, "edge").by_name["edge1-prereqs"]["inputs"]["triggers"]
+    assert before != after
+
+
+def test_bad_topology_registers_nothing() -> None:
+    bad = cluster_copy("dev")
+    bad["loadBalancer"]["nodes"][1]["priority"] = 150
+    seen = MockRun()
+    with pytest.raises(pulumi.RunError) as err:
+        run_program(bad, "dev", sink=seen)
+    assert seen.records == []
+    assert "hakube:cluster.loadBalancer.nodes[1].priority: equals nodes[0].priority (150)" in str(err.value)
