@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pulumi
 
-from components.remote import Host, digest, run_script
-from configs.scripts import script
+from components.remote import Host, run_script
 from topology import Cluster
 
 
@@ -13,7 +14,8 @@ class Node(pulumi.ComponentResource):
     """One Kubernetes node: a bare-metal host, or a control-plane VM once it is up."""
 
     def __init__(
-        self, name: str, cluster: Cluster, host: Host, role: str, *, opts: pulumi.ResourceOptions
+        self, name: str, cluster: Cluster, host: Host, role: str, *, opts: pulumi.ResourceOptions,
+        after: Sequence[pulumi.Resource] = (),
     ) -> None:
         super().__init__("hakube:index:Node", name, {"host": host.name, "address": host.address, "role": role}, opts)
         self.host = host
@@ -22,7 +24,9 @@ class Node(pulumi.ComponentResource):
             env["KUBERNETES_APT_SOURCE"] = cluster.packages.kubernetes_apt_source
         self.prerequisites = run_script(
             f"{name}-prereqs", host, "node-prereqs.sh", env=env,
-            triggers=[digest(script("node-prereqs.sh"), *sorted(env.values()))],
-            opts=pulumi.ResourceOptions(parent=self),
+            # The packages a node starts with; later version changes are the upgrade steps' job,
+            # which take one node at a time (re-running this everywhere at once would not).
+            ignore_changes=["create"],
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(after)),
         )
         self.register_outputs({})

@@ -10,6 +10,7 @@ import pulumi
 from pulumi_command import remote
 
 from configs.remote import command_line, secret_stdin
+from configs.scripts import script
 
 
 @dataclass(frozen=True)
@@ -45,13 +46,15 @@ def run_script(
     delete_script: str | None = None,
     delete_env: Mapping[str, str] | None = None,
     triggers: Sequence[str] = (),
+    ignore_changes: Sequence[str] = (),
     opts: pulumi.ResourceOptions,
 ) -> remote.Command:
     """Run configs/scripts/<script_name> as root on `host`.
 
     `secrets` reach the script as environment variables through stdin, never argv; the stdin
-    is itself a Pulumi secret whenever any secret is given. `triggers` (content hashes) replace
-    the step when they change; `delete_script` runs when the resource is destroyed.
+    is itself a Pulumi secret whenever any secret is given. The step is replaced (run afresh) when
+    the script's text or any of `triggers` (content hashes) changes; a change of `env` alone runs
+    the script again as an update. `delete_script` runs when the resource is destroyed.
     """
     stdin: pulumi.Input[str] | None = None
     if secrets:
@@ -70,10 +73,10 @@ def run_script(
         create=command_line(script_name, env, reads_secrets=bool(secrets)),
         delete=delete,
         stdin=stdin,
-        triggers=list(triggers),
+        triggers=[digest(script(script_name)), *triggers],
         # stdout may carry what a script prints for us to parse; never echo stdin/secrets to logs.
         logging=remote.Logging.STDERR,
-        opts=opts,
+        opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(ignore_changes=list(ignore_changes))),
     )
 
 

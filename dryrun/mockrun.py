@@ -31,6 +31,7 @@ class Record:
     dependencies: list[str]
     provider: str | None
     inputs: dict[str, Any]
+    ignore_changes: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -92,6 +93,7 @@ class _RecordingMonitor(pmocks.MockMonitor):
             dependencies=list(req.dependencies),
             provider=req.provider.split("::")[-2] if req.provider else None,
             inputs=args.inputs,
+            ignore_changes=list(req.ignoreChanges),
         )
         with self._lock:
             self.run.records.append(record)

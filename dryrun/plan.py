@@ -26,6 +26,7 @@ def resource_table(run: MockRun) -> list[dict[str, Any]]:
             "dependencies": sorted({names[d] for d in r.dependencies if d in names}),
             "provider": r.provider,
             "inputs": public(r.inputs),
+            **({"ignoreChanges": r.ignore_changes} if r.ignore_changes else {}),
         })
     table.sort(key=lambda row: (row["type"], row["name"]))
     return table

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import re
 
-_PART = re.compile(r"^(\d+)(?:-(\d+))?$")
+_PART = re.compile(r"([0-9]{1,12})(?:-([0-9]{1,12}))?")  # ASCII digits only; int() takes others
+# Linux's NR_CPUS tops out at 8192; the cap also keeps "0-99999999999" from eating memory.
+MAX_CORE = 8191
 
 
 class CpusetError(ValueError):
@@ -17,13 +19,15 @@ def parse_cpuset(text: str) -> tuple[int, ...]:
         raise CpusetError("empty cpuset")
     cores: list[int] = []
     for part in text.split(","):
-        match = _PART.match(part.strip())
+        match = _PART.fullmatch(part)
         if not match:
-            raise CpusetError(f"{part.strip()!r} is not a core number or range like 2-5")
+            raise CpusetError(f"{part!r} is not a core number or range like 2-5")
         first = int(match.group(1))
         last = int(match.group(2)) if match.group(2) is not None else first
         if last < first:
-            raise CpusetError(f"range {part.strip()} runs backwards")
+            raise CpusetError(f"range {part} runs backwards")
+        if last > MAX_CORE:
+            raise CpusetError(f"core {last} is beyond Linux's highest core number {MAX_CORE}")
         cores.extend(range(first, last + 1))
     if len(set(cores)) != len(cores):
         raise CpusetError(f"{text} names a core twice")

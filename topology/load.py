@@ -25,6 +25,19 @@ class TopologyError(ValueError):
         self.lines = lines
 
 
+def yaml_kind(value: object) -> str:
+    """A value's type as a stack-file author knows it ("null", "a list"), not Python's name."""
+    kinds = ((type(None), "null"), (bool, "a boolean"), ((int, float), "a number"), (str, "a string"),
+             (list, "a list"), (dict, "a mapping"))
+    return next((name for kind, name in kinds if isinstance(value, kind)), type(value).__name__)
+
+
+def _shown(value: object, limit: int = 60) -> str:
+    """repr() of a refused value, cut short so one problem stays one readable line."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def render_loc(loc: Loc, root: str = ROOT) -> str:
     text = root
     for part in loc:
@@ -58,6 +71,16 @@ def _unwrap(annotation: Any) -> type[BaseModel] | None:
     return None
 
 
+def _problem(error: dict[str, Any]) -> tuple[Loc, str]:
+    """(path, message) of one pydantic error; a non-string key is reported at its mapping."""
+    loc = tuple(error["loc"])
+    if error["type"] == "invalid_key" or (loc[-1:] == ("[key]",) and loc[-2:-1] == (error["input"],)):
+        parent = loc[:-1] if error["type"] == "invalid_key" else loc[:-2]
+        # YAML 1.1 reads yes/no/on/off/true/false, numbers and ~ as non-strings.
+        return parent, f"key {_shown(error['input'])} is not a string; quote it"
+    return loc, _message(error)
+
+
 def _message(error: dict[str, Any]) -> str:
     kind, loc = error["type"], tuple(error["loc"])
     if kind == "extra_forbidden":
@@ -70,20 +93,20 @@ def _message(error: dict[str, Any]) -> str:
         return "required key is missing"
     text = error["msg"].removeprefix("Value error, ")
     if kind in ("model_type", "dict_type"):
-        return f"must be a mapping, not {type(error['input']).__name__}"
+        return f"must be a mapping, not {yaml_kind(error['input'])}"
     if kind.endswith("_type") or kind.endswith("_parsing") or kind == "literal_error":
-        return f"{text} (got {error['input']!r})"
+        return f"{text} (got {_shown(error['input'])})"
     return text
 
 
 def load_cluster(data: object) -> Cluster:
     """Validate one `hakube:cluster` value; raise TopologyError listing every problem."""
     if not isinstance(data, dict):
-        raise TopologyError([f"{ROOT}: must be a mapping, not {type(data).__name__}"])
+        raise TopologyError([f"{ROOT}: must be a mapping, not {yaml_kind(data)}"])
     try:
         cluster = Cluster.model_validate(data)
     except ValidationError as err:
-        lines = [f"{render_loc(tuple(e['loc']))}: {_message(e)}" for e in err.errors()]
+        lines = [f"{render_loc(loc)}: {message}" for loc, message in map(_problem, err.errors())]
         raise TopologyError(lines) from None
     problems = check(cluster)
     if problems:
@@ -98,6 +121,8 @@ def read_stack_file(path: str | Path) -> dict[str, Any]:
         text = Path(path).read_text()
     except OSError as err:
         raise TopologyError([f"{name}: cannot read: {err.strerror}"]) from None
+    except UnicodeDecodeError as err:
+        raise TopologyError([f"{name}: not UTF-8 text (byte {err.start})"]) from None
     try:
         document = yaml.safe_load(text)
     except yaml.YAMLError as err:
@@ -105,7 +130,7 @@ def read_stack_file(path: str | Path) -> dict[str, Any]:
         at = f" at line {where.line + 1}" if where else ""
         raise TopologyError([f"{name}: not valid YAML{at}: {getattr(err, 'problem', err)}"]) from None
     if not isinstance(document, dict):
-        what = "empty" if document is None else f"a {type(document).__name__}, not a mapping"
+        what = "empty" if document is None else f"{yaml_kind(document)}, not a mapping"
         raise TopologyError([f"{name}: the stack file is {what}; expected a mapping with a config: key"])
     config = document.get("config")
     if not isinstance(config, dict):

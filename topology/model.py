@@ -33,10 +33,13 @@ KUBEADM_V1BETA4_FROM_MINOR = 31
 NODEPORT_RANGE = (30000, 32767)
 CNI_CHOICES = ("calico", "cilium", "flannel")
 
+# These patterns are used with fullmatch: `$` alone also matches before a trailing newline.
 _DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 # Linux IFNAMSIZ is 16 including the NUL; no '/', whitespace or ':' (alias syntax).
 _IFNAME = re.compile(r"^[A-Za-z0-9_.-][A-Za-z0-9_.@-]{0,14}$")
-_VERSION = re.compile(r"^(\d+)\.(\d+)\.(\d+)$")
+_VERSION = re.compile(r"(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)")
+# What ssh, sudo and useradd all accept as a login: no whitespace, ':' or '@', no leading '-'.
+_LOGIN = re.compile(r"[A-Za-z0-9_.][A-Za-z0-9_.-]{0,31}")
 
 
 def _alias(name: str) -> str:
@@ -53,7 +56,7 @@ class Strict(BaseModel):
 
 
 def _dns_label(value: str) -> str:
-    if not _DNS_LABEL.match(value):
+    if not _DNS_LABEL.fullmatch(value):
         raise ValueError(
             f"{value!r} is not a DNS label (lower-case letters, digits and '-', 1-63 characters,"
             " starting and ending with a letter or digit)"
@@ -62,7 +65,7 @@ def _dns_label(value: str) -> str:
 
 
 def _ifname(value: str) -> str:
-    if value in (".", "..") or not _IFNAME.match(value):
+    if value in (".", "..") or not _IFNAME.fullmatch(value):
         raise ValueError(f"{value!r} is not a Linux interface name (1-15 characters, no '/', ':' or spaces)")
     return value
 
@@ -76,7 +79,7 @@ def _cpuset(value: str) -> str:
 
 
 def _version(value: str) -> str:
-    match = _VERSION.match(value)
+    match = _VERSION.fullmatch(value)
     if not match:
         raise ValueError(f"{value!r} is not a full version x.y.z such as 1.31.4")
     major, minor = int(match.group(1)), int(match.group(2))
@@ -86,26 +89,50 @@ def _version(value: str) -> str:
     return value
 
 
-def _text_only(value: object) -> object:
-    # Addresses and networks must be written as strings; 3232235521 is not an address here.
-    if not isinstance(value, str):
-        raise ValueError("must be a string such as 198.18.0.10 or 198.18.0.0/24")
+def _login(value: str) -> str:
+    if not _LOGIN.fullmatch(value):
+        raise ValueError(f"{value!r} is not a login name (1-32 characters, no spaces, ':' or '@', no leading '-')")
     return value
+
+
+def _address(value: object) -> ipaddress.IPv4Address:
+    # Addresses must be written as strings; 3232235521 is not an address here.
+    if not isinstance(value, str):
+        raise ValueError("must be a string such as 198.18.0.10")
+    try:
+        return ipaddress.IPv4Address(value)
+    except ValueError as err:
+        raise ValueError(f"not an IPv4 address: {err}") from None
+
+
+def _network(value: object) -> ipaddress.IPv4Network:
+    # Without a prefix length ipaddress reads "198.18.0.0" as a /32, which no host fits in.
+    if not isinstance(value, str) or "/" not in value:
+        raise ValueError("must be a string such as 198.18.0.0/24 (address/prefix length)")
+    try:
+        return ipaddress.IPv4Network(value)
+    except ValueError as err:
+        raise ValueError(f"not an IPv4 network: {err}") from None
 
 
 DnsLabel = Annotated[StrictStr, AfterValidator(_dns_label)]
 IfName = Annotated[StrictStr, AfterValidator(_ifname)]
 Cpuset = Annotated[StrictStr, AfterValidator(_cpuset)]
 Version = Annotated[StrictStr, AfterValidator(_version)]
-Address = Annotated[ipaddress.IPv4Address, BeforeValidator(_text_only)]
-Network = Annotated[ipaddress.IPv4Network, BeforeValidator(_text_only)]
+Address = Annotated[ipaddress.IPv4Address, BeforeValidator(_address)]
+Network = Annotated[ipaddress.IPv4Network, BeforeValidator(_network)]
+Login = Annotated[StrictStr, AfterValidator(_login)]
 Port = Annotated[StrictInt, Field(ge=1, le=65535)]
 NonEmpty = Annotated[StrictStr, Field(min_length=1)]
 
 
 class Ssh(Strict):
-    user: NonEmpty = Field(description="Login user on every host; needs passwordless sudo.")
+    user: Login = Field(description="Login user on every host; needs passwordless sudo.")
     port: Port = Field(22, description="SSH port on every host. Default 22.")
+    authorized_key: StrictStr | None = Field(
+        None, description="Public half of hakube:sshPrivateKey, put into control-plane VMs by cloud-init."
+        " Required when there are control-plane VMs."
+    )
 
 
 class NetworkConfig(Strict):

@@ -216,6 +216,13 @@ def control_plane_vms(c: Cluster) -> Iterator[Problem]:
                           f"{node.reserved_cpus} must name some, not all, of the VM's vCPUs 0-{node.cpus - 1}")
 
 
+def vm_access(c: Cluster) -> Iterator[Problem]:
+    if any(n.is_vm for n in c.control_plane.nodes) and not c.ssh.authorized_key:
+        yield Problem(("ssh", "authorizedKey"), "required: cloud-init puts this public key into the control-plane VMs")
+    elif c.ssh.authorized_key and not c.ssh.authorized_key.startswith(("ssh-", "ecdsa-", "sk-")):
+        yield Problem(("ssh", "authorizedKey"), "is not an OpenSSH public key (ssh-ed25519 AAAA... comment)")
+
+
 def hypervisor_capacity(c: Cluster) -> Iterator[Problem]:
     for i, hv in enumerate(c.hypervisors):
         loc = ("hypervisors", i)
@@ -278,6 +285,7 @@ RULES: tuple[Callable[[Cluster], Iterator[Problem]], ...] = (
     vrrp_settings,
     endpoint_port,
     control_plane_vms,
+    vm_access,
     hypervisor_capacity,
     workers_and_profile,
 )
