@@ -4,24 +4,49 @@ from __future__ import annotations
 
 import pulumi
 
+from components.hypervisor import ControlPlaneVm, HypervisorHost
+from components.loadbalancer import LoadBalancerPair
 from components.node import Node
 from components.remote import Host, connect
-from topology import Cluster, Worker
+from topology import Cluster
 
 
 class HakubeCluster(pulumi.ComponentResource):
-    """Root component: one child component per host, wired in the order kubeadm needs."""
+    """Root component: hosts first, then the API endpoint, then kubeadm, then add-ons."""
 
     def __init__(self, cluster: Cluster, ssh_private_key: pulumi.Output[str]) -> None:
-        super().__init__("hakube:index:Cluster", cluster.name, {"name": cluster.name,
-                                                                "kubernetesVersion": cluster.kubernetes_version})
+        props = {
+            "name": cluster.name, "profile": cluster.profile, "kubernetesVersion": cluster.kubernetes_version,
+            "controlPlaneCount": len(cluster.control_plane.nodes),
+            "schedulableControlPlane": cluster.control_plane.schedulable,
+        }
+        super().__init__("hakube:index:Cluster", cluster.name, props)
         self.cluster = cluster
         self._key = ssh_private_key
         child = pulumi.ResourceOptions(parent=self)
+
+        self.hypervisors = {
+            hv.name: HypervisorHost(cluster, hv, self.host(hv.name, str(hv.address)), opts=child)
+            for hv in cluster.hypervisors
+        }
         self.nodes: dict[str, Node] = {}
-        for node in cluster.bare_metal_nodes():
-            role = "worker" if isinstance(node, Worker) else "control-plane"
-            self.nodes[node.name] = Node(node.name, cluster, self.host(node.name, str(node.address)), role, opts=child)
+        for node in cluster.control_plane.nodes:
+            host = self.host(node.name, str(node.address))
+            if node.hypervisor is not None:
+                self.nodes[node.name] = ControlPlaneVm(cluster, node, self.hypervisors[node.hypervisor], host).node
+            else:
+                self.nodes[node.name] = Node(node.name, cluster, host, "control-plane", opts=child)
+        for worker in cluster.workers:
+            self.nodes[worker.name] = Node(worker.name, cluster, self.host(worker.name, str(worker.address)),
+                                           "worker", opts=child)
+
+        self.load_balancer = LoadBalancerPair(
+            cluster,
+            {n.name: self.nodes[n.name].host if n.name in self.nodes else self.host(n.name, str(cluster.lb_address(n)))
+             for n in cluster.load_balancer.nodes},
+            after={name: [node.prerequisites] for name, node in self.nodes.items()},
+            opts=child,
+        )
         self.register_outputs({})
 
     def host(self, name: str, address: str) -> Host:

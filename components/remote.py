@@ -94,8 +94,8 @@ class FileDrop(pulumi.ComponentResource):
         path: str,
         content: str,
         *,
-        check: str = "",
-        reload: str = "",
+        check: str = "true",
+        reload: str = "true",
         mode: str = "0644",
         opts: pulumi.ResourceOptions,
     ) -> None:

@@ -114,6 +114,15 @@ def load_cluster(data: object) -> Cluster:
     return cluster
 
 
+def _yaml_problem(err: yaml.YAMLError, text: str) -> str:
+    """" at line N: what" on one line (PyYAML's own str() spans several lines)."""
+    if isinstance(err, yaml.reader.ReaderError):  # a character YAML forbids, e.g. a control character
+        return f" at line {text.count(chr(10), 0, err.position) + 1}: {str(err).splitlines()[0]}"
+    where = getattr(err, "problem_mark", None)
+    problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+    return f"{f' at line {where.line + 1}' if where else ''}: {problem}"
+
+
 def read_stack_file(path: str | Path) -> dict[str, Any]:
     """The `config:` mapping of a Pulumi stack file, with file-level problems as TopologyError."""
     name = str(path)
@@ -126,9 +135,7 @@ def read_stack_file(path: str | Path) -> dict[str, Any]:
     try:
         document = yaml.safe_load(text)
     except yaml.YAMLError as err:
-        where = getattr(err, "problem_mark", None)
-        at = f" at line {where.line + 1}" if where else ""
-        raise TopologyError([f"{name}: not valid YAML{at}: {getattr(err, 'problem', err)}"]) from None
+        raise TopologyError([f"{name}: not valid YAML{_yaml_problem(err, text)}"]) from None
     if not isinstance(document, dict):
         what = "empty" if document is None else f"{yaml_kind(document)}, not a mapping"
         raise TopologyError([f"{name}: the stack file is {what}; expected a mapping with a config: key"])

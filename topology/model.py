@@ -21,6 +21,7 @@ from pydantic import (
     StrictBool,
     StrictInt,
     StrictStr,
+    model_validator,
 )
 from pydantic.alias_generators import to_camel
 
@@ -32,6 +33,14 @@ SUPPORTED_MINORS = (29, 33)
 KUBEADM_V1BETA4_FROM_MINOR = 31
 NODEPORT_RANGE = (30000, 32767)
 CNI_CHOICES = ("calico", "cilium", "flannel")
+# Base image of control-plane VMs: Ubuntu 24.04 LTS (noble) server cloud image amd64, one dated
+# release, with the digest published in that release's SHA256SUMS (lima-vm/lima pins the same pair).
+# cloud-images.ubuntu.com prunes dated folders after some months: verify both before a first deploy,
+# or set `vmImage` to a copy you host.
+DEFAULT_VM_IMAGE_URL = (
+    "https://cloud-images.ubuntu.com/releases/noble/release-20250313/ubuntu-24.04-server-cloudimg-amd64.img"
+)
+DEFAULT_VM_IMAGE_SHA256 = "eacac65efe9e9bae0cbcb3f9d5c2b5e8c5313fa78a3bc401c3fb28b2d48cefc0"
 
 # These patterns are used with fullmatch: `$` alone also matches before a trailing newline.
 _DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
@@ -40,6 +49,9 @@ _IFNAME = re.compile(r"^[A-Za-z0-9_.-][A-Za-z0-9_.@-]{0,14}$")
 _VERSION = re.compile(r"(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)")
 # What ssh, sudo and useradd all accept as a login: no whitespace, ':' or '@', no leading '-'.
 _LOGIN = re.compile(r"[A-Za-z0-9_.][A-Za-z0-9_.-]{0,31}")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+# Fetched on each hypervisor with curl (configs/scripts/image-fetch.sh).
+_IMAGE_URL = re.compile(r"(https?|file)://[^\s]+")
 
 
 def _alias(name: str) -> str:
@@ -115,6 +127,40 @@ def _network(value: object) -> ipaddress.IPv4Network:
         raise ValueError(f"not an IPv4 network: {err}") from None
 
 
+def _sha256(value: str) -> str:
+    if not _SHA256.fullmatch(value):
+        raise ValueError(f"{value!r} is not a SHA-256 digest (64 lower-case hex digits)")
+    return value
+
+
+def _image_url(value: str) -> str:
+    if not _IMAGE_URL.fullmatch(value):
+        raise ValueError(f"{value!r} is not an http(s):// or file:// URL without spaces")
+    return value
+
+
+def address_range(text: str) -> tuple[ipaddress.IPv4Address, ipaddress.IPv4Address]:
+    """First and last address of a pool entry: a CIDR (198.18.0.200/29) or a range (a.b.c.d-a.b.c.e)."""
+    if "-" in text:
+        first, _, last = text.partition("-")
+        low, high = ipaddress.IPv4Address(first.strip()), ipaddress.IPv4Address(last.strip())
+        if low > high:
+            raise ValueError(f"{low} comes after {high}")
+        return low, high
+    if "/" not in text:
+        raise ValueError("needs a prefix length (198.18.0.200/29) or a range (198.18.0.200-198.18.0.210)")
+    net = ipaddress.IPv4Network(text)
+    return net.network_address, net.broadcast_address
+
+
+def _address_range(value: str) -> str:
+    try:
+        address_range(value)
+    except ValueError as err:
+        raise ValueError(f"{value!r} is not a CIDR or an address range: {err}") from None
+    return value
+
+
 DnsLabel = Annotated[StrictStr, AfterValidator(_dns_label)]
 IfName = Annotated[StrictStr, AfterValidator(_ifname)]
 Cpuset = Annotated[StrictStr, AfterValidator(_cpuset)]
@@ -145,6 +191,10 @@ class NetworkConfig(Strict):
                               description="Pod network handed to the CNI. Default 10.244.0.0/16.")
     service_cidr: Network = Field(ipaddress.IPv4Network("10.96.0.0/12"),
                                   description="Service ClusterIP range. Default 10.96.0.0/12.")
+    dns_servers: list[Address] = Field(
+        default_factory=list, description="Resolvers written into control-plane VMs' network-config (bare-metal"
+        " hosts keep their own). Default none: the VMs then cannot resolve names, e.g. for apt.",
+    )
 
 
 class ApiEndpoint(Strict):
@@ -240,10 +290,26 @@ class Worker(Strict):
     labels: dict[StrictStr, StrictStr] = Field(default_factory=dict, description="Node labels.")
 
 
+class MetalLb(Strict):
+    enabled: StrictBool = Field(False, description="Install MetalLB, announcing Service addresses over L2 (ARP)."
+                                " Default false.")
+    addresses: list[Annotated[StrictStr, AfterValidator(_address_range)]] = Field(
+        default_factory=list, description="The L2 address pool: CIDRs (198.18.0.200/29) or ranges"
+        " (198.18.0.200-198.18.0.210) inside nodeCidr, clear of every host and the VIP. Required when enabled.",
+    )
+
+
 class Addons(Strict):
     cni: Literal["calico", "cilium", "flannel"] = Field("calico", description="CNI (pinned chart). Default calico.")
     smoke_test: StrictBool = Field(True, description="Deploy the nginx NodePort smoke test. Default true.")
     smoke_test_replicas: StrictInt = Field(1, ge=1, le=100, description="Smoke-test replicas. Default 1.")
+    metallb: MetalLb = Field(
+        default_factory=MetalLb, description="MetalLB (pinned chart) for LoadBalancer Services. Default off."
+    )
+    ingress: StrictBool = Field(
+        False, description="Install the ingress-nginx controller (pinned chart); its Service is a LoadBalancer when"
+        " MetalLB is on, else a NodePort. Default false."
+    )
 
 
 class Packages(Strict):
@@ -251,6 +317,24 @@ class Packages(Strict):
         None, description="One-line apt source for kubelet/kubeadm/kubectl (the Kubernetes project's"
         " repository for your minor, or a mirror). Default: the hosts' configured apt sources."
     )
+
+
+class VmImage(Strict):
+    url: Annotated[StrictStr, AfterValidator(_image_url)] = Field(
+        DEFAULT_VM_IMAGE_URL, description="Base cloud image of control-plane VMs, fetched by each hypervisor"
+        " (http, https or file URL). Default: Ubuntu 24.04 LTS server cloud image amd64, release-20250313.",
+    )
+    sha256: Annotated[StrictStr, AfterValidator(_sha256)] = Field(
+        DEFAULT_VM_IMAGE_SHA256, description="SHA-256 of that image; a download that differs is refused."
+        " Default: the digest of the default image.",
+    )
+
+    @model_validator(mode="after")
+    def _checksum_follows_url(self) -> VmImage:
+        # The default digest belongs to the default URL only; another image needs its own.
+        if self.url != DEFAULT_VM_IMAGE_URL and self.sha256 == DEFAULT_VM_IMAGE_SHA256:
+            raise ValueError("vmImage.url is not the default image: set vmImage.sha256 to its digest too")
+        return self
 
 
 class Cluster(Strict):
@@ -268,6 +352,9 @@ class Cluster(Strict):
     workers: list[Worker] = Field(default_factory=list, description="Bare-metal worker nodes.")
     addons: Addons = Field(default_factory=Addons)
     packages: Packages = Field(default_factory=Packages)
+    vm_image: VmImage = Field(
+        default_factory=VmImage, description="Base image of control-plane VMs: URL and SHA-256, pinned by default."
+    )
 
     # Derived facts, so every consumer answers these questions the same way.
     @property

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from itertools import combinations
 
 from topology.cpuset import parse_cpuset
-from topology.model import NODEPORT_RANGE, Cluster, ControlPlaneNode, Pool
+from topology.model import NODEPORT_RANGE, Cluster, ControlPlaneNode, Pool, address_range
 
 Loc = tuple[str | int, ...]
 
@@ -68,17 +68,25 @@ def unique_addresses(c: Cluster) -> Iterator[Problem]:
             cp_seen[n.control_plane_address] = n.name
 
 
+def _misplaced(address: ipaddress.IPv4Address, net: ipaddress.IPv4Network, key: str) -> str | None:
+    """Why `address` cannot be a host on `net` (the network.<key> setting), or None."""
+    if address not in net:
+        return f"{address} is outside network.{key} {net}"
+    if address in (net.network_address, net.broadcast_address):
+        return f"{address} is the network or broadcast address of {net}"
+    return None
+
+
 def addresses_in_networks(c: Cluster) -> Iterator[Problem]:
     node_net, cp_net = c.network.node_cidr, c.network.control_plane_cidr
     for loc, _, address in _all_hosts(c):
-        if address is not None and address not in node_net:
-            yield Problem((*loc, "address"), f"{address} is outside network.nodeCidr {node_net}")
-        elif address is not None and address in (node_net.network_address, node_net.broadcast_address):
-            yield Problem((*loc, "address"), f"{address} is the network or broadcast address of {node_net}")
+        why = None if address is None else _misplaced(address, node_net, "nodeCidr")
+        if why:
+            yield Problem((*loc, "address"), why)
     for i, n in enumerate(c.control_plane.nodes):
-        if n.control_plane_address not in cp_net:
-            yield Problem(("controlPlane", "nodes", i, "controlPlaneAddress"),
-                          f"{n.control_plane_address} is outside network.controlPlaneCidr {cp_net}")
+        why = _misplaced(n.control_plane_address, cp_net, "controlPlaneCidr")
+        if why:
+            yield Problem(("controlPlane", "nodes", i, "controlPlaneAddress"), why)
 
 
 def vip_placement(c: Cluster) -> Iterator[Problem]:
@@ -274,6 +282,31 @@ def workers_and_profile(c: Cluster) -> Iterator[Problem]:
         yield Problem(("hypervisors",), "the edge profile runs bare-metal nodes only")
 
 
+def metallb_pool(c: Cluster) -> Iterator[Problem]:
+    """MetalLB answers ARP for its pool on the nodes' network: every address there must be free."""
+    pool = c.addons.metallb
+    loc: Loc = ("addons", "metallb", "addresses")
+    if pool.enabled and not pool.addresses:
+        yield Problem(loc, "required when addons.metallb.enabled is true")
+    net = c.network.node_cidr
+    taken = {address: name for _, name, address in _all_hosts(c) if address is not None}
+    taken[c.api_endpoint.vip] = "apiEndpoint.vip"
+    spans: list[tuple[ipaddress.IPv4Address, ipaddress.IPv4Address]] = []
+    for i, text in enumerate(pool.addresses):
+        first, last = address_range(text)
+        if first not in net or last not in net:
+            yield Problem((*loc, i), f"{text} is not inside network.nodeCidr {net}")
+        elif first == net.network_address or last == net.broadcast_address:
+            yield Problem((*loc, i), f"{text} includes the network or broadcast address of {net}")
+        for address, name in taken.items():
+            if first <= address <= last:
+                yield Problem((*loc, i), f"{text} includes {address}, the address of {name}")
+        for j, (other_first, other_last) in enumerate(spans):
+            if first <= other_last and other_first <= last:
+                yield Problem((*loc, i), f"{text} overlaps addresses[{j}]")
+        spans.append((first, last))
+
+
 RULES: tuple[Callable[[Cluster], Iterator[Problem]], ...] = (
     unique_names,
     unique_addresses,
@@ -288,6 +321,7 @@ RULES: tuple[Callable[[Cluster], Iterator[Problem]], ...] = (
     vm_access,
     hypervisor_capacity,
     workers_and_profile,
+    metallb_pool,
 )
 
 

@@ -1,0 +1,127 @@
+"""In-cluster add-ons through pulumi-kubernetes: CNI, guard rails, the smoke test, and optionally
+MetalLB and ingress-nginx. Every decision lives in configs/addons.py; this file only wires."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.remote import Host, digest, run_script
+from configs import addons as cfg
+from topology import Cluster
+
+
+class Addons(pulumi.ComponentResource):
+    """What a new cluster needs before anyone uses it, installed once the control plane is whole."""
+
+    def __init__(
+        self,
+        cluster: Cluster,
+        kubeconfig: pulumi.Input[str],
+        after: Sequence[pulumi.Resource],
+        check_host: Host,
+        node_addresses: list[str],
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        chart = cfg.cni_chart(cluster)
+        super().__init__("hakube:index:Addons", "addons", {
+            "cni": cluster.addons.cni, "cniChartVersion": chart.version, "smokeTest": cluster.addons.smoke_test,
+            "smokeTestReplicas": cluster.addons.smoke_test_replicas,
+            "metallb": cluster.addons.metallb.enabled, "ingress": cluster.addons.ingress,
+        }, opts)
+        self.cluster = cluster
+        # Without depends_on the provider could reach for the API before the last control-plane
+        # join, while etcd membership is still changing; every in-cluster resource uses it.
+        self.provider = k8s.Provider(
+            "k8s", kubeconfig=pulumi.Output.secret(kubeconfig),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(after)),
+        )
+        self.namespaces = {ns.name: self._namespace(ns) for ns in cfg.namespaces(cluster)}
+        self.guard_rails = self._isolation_policy()
+        # Nodes turn Ready only once the CNI runs: anything with pods waits for this release.
+        self.cni = self._release("addon-cni", chart, cfg.cni_values(cluster))
+        self.smoke_test: pulumi.Output[str] | None = None
+        if cluster.addons.smoke_test:
+            self.smoke_test = self._smoke_test(check_host, node_addresses)
+        self.load_balancer = self._metallb() if cluster.addons.metallb.enabled else None
+        if cluster.addons.ingress:
+            after_lb = [self.load_balancer] if self.load_balancer else []
+            self.ingress = self._release("addon-ingress-nginx", cfg.INGRESS_CHART, cfg.ingress_values(cluster),
+                                         after=[self.cni, *after_lb])
+        self.register_outputs({"smokeTest": self.smoke_test} if self.smoke_test is not None else {})
+
+    def _opts(self, *after: pulumi.Resource | None) -> pulumi.ResourceOptions:
+        return pulumi.ResourceOptions(parent=self, provider=self.provider, depends_on=[a for a in after if a])
+
+    def _namespace(self, ns: cfg.Namespace) -> pulumi.CustomResource:
+        meta = cfg.namespace_manifest(ns, self.cluster)
+        if ns.create:
+            return k8s.core.v1.Namespace(f"addon-ns-{ns.name}", metadata=meta, opts=self._opts())
+        # An existing namespace (default): server-side apply adds hakube's labels, keeps the rest.
+        return k8s.core.v1.NamespacePatch(f"addon-ns-{ns.name}", metadata=meta, opts=self._opts())
+
+    def _isolation_policy(self) -> pulumi.CustomResource | None:
+        if not cfg.admission_policy_enabled(self.cluster):
+            pulumi.log.warn(f"Kubernetes 1.{self.cluster.minor}: ValidatingAdmissionPolicy v1 needs 1.30+;"
+                            " the control-plane isolation policy is not installed", self)
+            return None
+        policy = k8s.admissionregistration.v1.ValidatingAdmissionPolicy(
+            "addon-isolation-policy", metadata={"name": cfg.ISOLATION_POLICY_NAME},
+            spec=cfg.isolation_policy_spec(self.cluster), opts=self._opts(),
+        )
+        # A binding to a policy that does not exist yet is accepted but enforces nothing.
+        return k8s.admissionregistration.v1.ValidatingAdmissionPolicyBinding(
+            "addon-isolation-binding", metadata={"name": cfg.ISOLATION_POLICY_NAME},
+            spec=cfg.isolation_binding_spec(), opts=self._opts(policy),
+        )
+
+    def _release(self, name: str, chart: cfg.Chart, values: dict[str, Any],
+                 after: Sequence[pulumi.Resource | None] = ()) -> k8s.helm.v3.Release:
+        # helm.v3.Release keeps chart, version and values as visible inputs (policies, mocks, plan).
+        return k8s.helm.v3.Release(
+            name, name=chart.release, chart=chart.name, version=chart.version,
+            repository_opts={"repo": chart.repo}, namespace=chart.namespace, create_namespace=False,
+            values=values, opts=self._opts(self.namespaces.get(chart.namespace), *after),
+        )
+
+    def _smoke_test(self, check_host: Host, node_addresses: list[str]) -> pulumi.Output[str]:
+        deployment_manifest, service_manifest = cfg.smoke_deployment(self.cluster), cfg.smoke_service()
+        namespace = self.namespaces[cfg.SMOKE_NAMESPACE]
+        # Pods need the CNI to start, and are created after the isolation policy so they also prove
+        # it admits an ordinary workload.
+        deployment = k8s.apps.v1.Deployment(
+            "addon-smoke-deployment", metadata=deployment_manifest["metadata"], spec=deployment_manifest["spec"],
+            opts=self._opts(namespace, self.cni, self.guard_rails),
+        )
+        service = k8s.core.v1.Service(
+            "addon-smoke-service", metadata=service_manifest["metadata"], spec=service_manifest["spec"],
+            opts=self._opts(namespace),
+        )
+        env = cfg.smoke_check_env(self.cluster, node_addresses)
+        check = run_script(
+            "addon-smoke-check", check_host, "smoke-check.sh", env=env,
+            # Re-check whenever what is checked changes (scaling 1 -> 2 included).
+            triggers=[digest(repr(deployment_manifest), repr(service_manifest))],
+            # The Deployment and Service must exist (and be ready: pulumi-kubernetes waits for the
+            # rollout) before the check, or it would fail against a NodePort nobody serves yet.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[deployment, service]),
+        )
+        return check.stdout
+
+    def _metallb(self) -> pulumi.CustomResource:
+        release = self._release("addon-metallb", cfg.METALLB_CHART, {}, after=[self.cni])
+        pool, advertisement = cfg.metallb_pool(self.cluster)
+        # The pool's kinds are CRDs the chart installs: without depends_on they could not be created.
+        pool_resource = k8s.apiextensions.CustomResource(
+            "addon-metallb-pool", api_version="metallb.io/v1beta1", kind="IPAddressPool",
+            metadata={"name": cfg.METALLB_POOL, "namespace": cfg.METALLB_CHART.namespace}, spec=pool,
+            opts=self._opts(release),
+        )
+        return k8s.apiextensions.CustomResource(
+            "addon-metallb-l2", api_version="metallb.io/v1beta1", kind="L2Advertisement",
+            metadata={"name": cfg.METALLB_POOL, "namespace": cfg.METALLB_CHART.namespace}, spec=advertisement,
+            opts=self._opts(release, pool_resource),
+        )
