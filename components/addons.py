@@ -9,12 +9,13 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.base import Component
 from components.remote import Host, digest, run_script
 from configs import addons as cfg
 from topology import Cluster
 
 
-class Addons(pulumi.ComponentResource):
+class Addons(Component):
     """What a new cluster needs before anyone uses it, installed once the control plane is whole."""
 
     def __init__(
@@ -25,9 +26,13 @@ class Addons(pulumi.ComponentResource):
         check_host: Host,
         node_addresses: list[str],
         opts: pulumi.ResourceOptions | None = None,
+        *,
+        workers_joined: Sequence[pulumi.Resource] = (),
     ) -> None:
+        """`after`: the last control-plane join (the provider waits for it). `workers_joined`: every
+        other node's join; the smoke test waits for them too, since it must reach every node."""
         chart = cfg.cni_chart(cluster)
-        super().__init__("hakube:index:Addons", "addons", {
+        super().__init__("Addons", "addons", {
             "cni": cluster.addons.cni, "cniChartVersion": chart.version, "smokeTest": cluster.addons.smoke_test,
             "smokeTestReplicas": cluster.addons.smoke_test_replicas,
             "metallb": cluster.addons.metallb.enabled, "ingress": cluster.addons.ingress,
@@ -45,13 +50,13 @@ class Addons(pulumi.ComponentResource):
         self.cni = self._release("addon-cni", chart, cfg.cni_values(cluster))
         self.smoke_test: pulumi.Output[str] | None = None
         if cluster.addons.smoke_test:
-            self.smoke_test = self._smoke_test(check_host, node_addresses)
+            self.smoke_test = self._smoke_test(check_host, node_addresses, workers_joined)
         self.load_balancer = self._metallb() if cluster.addons.metallb.enabled else None
         if cluster.addons.ingress:
             after_lb = [self.load_balancer] if self.load_balancer else []
             self.ingress = self._release("addon-ingress-nginx", cfg.INGRESS_CHART, cfg.ingress_values(cluster),
                                          after=[self.cni, *after_lb])
-        self.register_outputs({"smokeTest": self.smoke_test} if self.smoke_test is not None else {})
+        self.finish(**({"smokeTest": self.smoke_test} if self.smoke_test is not None else {}))
 
     def _opts(self, *after: pulumi.Resource | None) -> pulumi.ResourceOptions:
         return pulumi.ResourceOptions(parent=self, provider=self.provider, depends_on=[a for a in after if a])
@@ -87,14 +92,16 @@ class Addons(pulumi.ComponentResource):
             values=values, opts=self._opts(self.namespaces.get(chart.namespace), *after),
         )
 
-    def _smoke_test(self, check_host: Host, node_addresses: list[str]) -> pulumi.Output[str]:
+    def _smoke_test(self, check_host: Host, node_addresses: list[str],
+                    workers_joined: Sequence[pulumi.Resource]) -> pulumi.Output[str]:
         deployment_manifest, service_manifest = cfg.smoke_deployment(self.cluster), cfg.smoke_service()
         namespace = self.namespaces[cfg.SMOKE_NAMESPACE]
         # Pods need the CNI to start, and are created after the isolation policy so they also prove
-        # it admits an ordinary workload.
+        # it admits an ordinary workload; without the workers' joins, replicas could stay Pending
+        # (control-plane nodes are tainted) and the check would probe nodes that are not there yet.
         deployment = k8s.apps.v1.Deployment(
             "addon-smoke-deployment", metadata=deployment_manifest["metadata"], spec=deployment_manifest["spec"],
-            opts=self._opts(namespace, self.cni, self.guard_rails),
+            opts=self._opts(namespace, self.cni, self.guard_rails, *workers_joined),
         )
         service = k8s.core.v1.Service(
             "addon-smoke-service", metadata=service_manifest["metadata"], spec=service_manifest["spec"],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pulumi
 
+from components.base import Component
 from components.hypervisor import ControlPlaneVm, HypervisorHost
 from components.loadbalancer import LoadBalancerPair
 from components.node import Node
@@ -11,7 +12,7 @@ from components.remote import Host, connect
 from topology import Cluster
 
 
-class HakubeCluster(pulumi.ComponentResource):
+class HakubeCluster(Component):
     """Root component: hosts first, then the API endpoint, then kubeadm, then add-ons."""
 
     def __init__(self, cluster: Cluster, ssh_private_key: pulumi.Output[str]) -> None:
@@ -20,7 +21,7 @@ class HakubeCluster(pulumi.ComponentResource):
             "controlPlaneCount": len(cluster.control_plane.nodes),
             "schedulableControlPlane": cluster.control_plane.schedulable,
         }
-        super().__init__("hakube:index:Cluster", cluster.name, props)
+        super().__init__("Cluster", cluster.name, props)
         self.cluster = cluster
         self._key = ssh_private_key
         child = pulumi.ResourceOptions(parent=self)
@@ -47,7 +48,7 @@ class HakubeCluster(pulumi.ComponentResource):
             after={name: [node.prerequisites] for name, node in self.nodes.items()},
             opts=child,
         )
-        self.register_outputs({})
+        self.finish()
 
     def host(self, name: str, address: str) -> Host:
         return connect(name, address, self.cluster.ssh.user, self.cluster.ssh.port, self._key)

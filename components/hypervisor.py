@@ -9,6 +9,7 @@ from __future__ import annotations
 import pulumi
 import pulumi_libvirt as libvirt
 
+from components.base import Component
 from components.node import Node
 from components.remote import Host, run_script
 from configs import vm
@@ -29,7 +30,7 @@ def libvirt_uri(cluster: Cluster, hv: Hypervisor) -> str:
     return f"qemu+ssh://{cluster.ssh.user}@{hv.address}{port}/system"
 
 
-class HypervisorHost(pulumi.ComponentResource):
+class HypervisorHost(Component):
     """One libvirt/KVM host: prepared, with its pools, bridged networks and the base image."""
 
     def __init__(self, cluster: Cluster, hv: Hypervisor, host: Host, *, opts: pulumi.ResourceOptions) -> None:
@@ -39,7 +40,7 @@ class HypervisorHost(pulumi.ComponentResource):
             "pools": [p.model_dump(by_alias=True) for p in hv.pools],
             "bridges": hv.bridges.model_dump(by_alias=True),
         }
-        super().__init__("hakube:index:Hypervisor", hv.name, props, opts)
+        super().__init__("Hypervisor", hv.name, props, opts)
         self.hv = hv
         self.provider = libvirt.Provider(f"{hv.name}-libvirt", uri=libvirt_uri(cluster, hv),
                                          opts=pulumi.ResourceOptions(parent=self))
@@ -58,7 +59,7 @@ class HypervisorHost(pulumi.ComponentResource):
         if hv.bridges.control_plane:
             self.networks["controlPlane"] = self._bridge_network("controlPlane", hv.bridges.control_plane, on_host)
         self.base_image = self._base_image(cluster, host) if self.control_plane_pool else None
-        self.register_outputs({})
+        self.finish()
 
     def _bridge_network(self, role: str, bridge: str, opts: pulumi.ResourceOptions) -> libvirt.Network:
         # The bridges already exist on the host (the operator's network); libvirt only attaches to them.
@@ -81,7 +82,7 @@ def base_volume_name(cluster: Cluster) -> str:
     return f"hakube-base-{cluster.vm_image.sha256[:12]}.qcow2"
 
 
-class ControlPlaneVm(pulumi.ComponentResource):
+class ControlPlaneVm(Component):
     """A control-plane VM with guaranteed resources, then the Kubernetes node inside it."""
 
     def __init__(self, cluster: Cluster, node: ControlPlaneNode, hypervisor: HypervisorHost, host: Host) -> None:
@@ -97,7 +98,7 @@ class ControlPlaneVm(pulumi.ComponentResource):
             "name": node.name, "hypervisor": hv.name, "cpus": node.cpus, "pinnedCpus": node.pinned_cpus,
             "emulatorCpus": hv.reserved_cpus, "memoryGiB": node.memory_gib, "artifacts": artifacts,
         }
-        super().__init__("hakube:index:ControlPlaneVm", f"{node.name}-vm", props,
+        super().__init__("ControlPlaneVm", f"{node.name}-vm", props,
                          pulumi.ResourceOptions(parent=hypervisor))
         pool = hypervisor.control_plane_pool
         assert pool is not None and hypervisor.base_image is not None  # guaranteed by topology rules
@@ -135,4 +136,4 @@ class ControlPlaneVm(pulumi.ComponentResource):
         # Prerequisites need the VM booted with its addresses: they run after the domain exists.
         self.node = Node(node.name, cluster, host, "control-plane",
                          opts=pulumi.ResourceOptions(parent=self), after=[self.domain])
-        self.register_outputs({})
+        self.finish()

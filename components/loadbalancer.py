@@ -6,17 +6,18 @@ from collections.abc import Mapping, Sequence
 
 import pulumi
 
+from components.base import Component
 from components.remote import FileDrop, Host, run_script
 from configs import loadbalancer as lb
 from topology import Cluster
 
 
-class LoadBalancerHost(pulumi.ComponentResource):
+class LoadBalancerHost(Component):
     """One LB node: packages and sysctl, then haproxy.cfg and keepalived.conf dropped and reloaded."""
 
     def __init__(self, cluster: Cluster, peer: lb.LbPeer, host: Host, haproxy_cfg: str, *,
                  after: Sequence[pulumi.Resource], opts: pulumi.ResourceOptions) -> None:
-        super().__init__("hakube:index:LoadBalancerHost", f"{peer.name}-lb",
+        super().__init__("LoadBalancerHost", f"{peer.name}-lb",
                          {"host": peer.name, "address": str(peer.address), "priority": peer.priority}, opts)
         self.prepare = run_script(
             f"{peer.name}-lb-prepare", host, "lb-prepare.sh", env={"SCRIPT_USER": lb.DEFAULT_SCRIPT_USER},
@@ -33,10 +34,10 @@ class LoadBalancerHost(pulumi.ComponentResource):
             )
             for daemon in ("haproxy", "keepalived")
         ]
-        self.register_outputs({})
+        self.finish()
 
 
-class LoadBalancerPair(pulumi.ComponentResource):
+class LoadBalancerPair(Component):
     """The VIP in front of every kube-apiserver; ready once every node's files are in place."""
 
     def __init__(self, cluster: Cluster, hosts: Mapping[str, Host], *,
@@ -49,14 +50,14 @@ class LoadBalancerPair(pulumi.ComponentResource):
             "apiserverPort": cluster.apiserver_port,
             "nodes": [{"name": p.name, "address": str(p.address), "priority": p.priority} for p in peers],
         }
-        super().__init__("hakube:index:LoadBalancerPair", "api-lb", props, opts)
+        super().__init__("LoadBalancerPair", "api-lb", props, opts)
         haproxy_cfg = lb.render_haproxy(cluster)
         self.hosts = [
             LoadBalancerHost(cluster, peer, hosts[peer.name], haproxy_cfg, after=after.get(peer.name, ()),
                              opts=pulumi.ResourceOptions(parent=self))
             for peer in peers
         ]
-        self.register_outputs({})
+        self.finish()
 
     @property
     def ready(self) -> list[pulumi.Resource]:

@@ -6,18 +6,19 @@ from collections.abc import Sequence
 
 import pulumi
 
+from components.base import Component
 from components.remote import Host, run_script
 from topology import Cluster
 
 
-class Node(pulumi.ComponentResource):
+class Node(Component):
     """One Kubernetes node: a bare-metal host, or a control-plane VM once it is up."""
 
     def __init__(
         self, name: str, cluster: Cluster, host: Host, role: str, *, opts: pulumi.ResourceOptions,
         after: Sequence[pulumi.Resource] = (),
     ) -> None:
-        super().__init__("hakube:index:Node", name, {"host": host.name, "address": host.address, "role": role}, opts)
+        super().__init__("Node", name, {"host": host.name, "address": host.address, "role": role}, opts)
         self.host = host
         env = {"KUBERNETES_VERSION": cluster.kubernetes_version}
         if cluster.packages.kubernetes_apt_source:
@@ -29,4 +30,4 @@ class Node(pulumi.ComponentResource):
             ignore_changes=["create"],
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(after)),
         )
-        self.register_outputs({})
+        self.finish()

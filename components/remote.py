@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import pulumi
 from pulumi_command import remote
 
+from components.base import Component
 from configs.remote import command_line, secret_stdin
 from configs.scripts import script
 
@@ -43,10 +44,11 @@ def run_script(
     env: Mapping[str, str] | None = None,
     secrets: Mapping[str, pulumi.Input[str]] | None = None,
     payload: pulumi.Input[str] = "",
-    delete_script: str | None = None,
+    delete_scripts: Sequence[str] = (),
     delete_env: Mapping[str, str] | None = None,
     triggers: Sequence[str] = (),
     ignore_changes: Sequence[str] = (),
+    secret_stdout: bool = False,
     opts: pulumi.ResourceOptions,
 ) -> remote.Command:
     """Run configs/scripts/<script_name> as root on `host`.
@@ -54,7 +56,8 @@ def run_script(
     `secrets` reach the script as environment variables through stdin, never argv; the stdin
     is itself a Pulumi secret whenever any secret is given. The step is replaced (run afresh) when
     the script's text or any of `triggers` (content hashes) changes; a change of `env` alone runs
-    the script again as an update. `delete_script` runs when the resource is destroyed.
+    the script again as an update. `delete_scripts` run in order when the resource is destroyed.
+    `secret_stdout` keeps what the script prints (credentials, a kubeconfig) encrypted in state.
     """
     stdin: pulumi.Input[str] | None = None
     if secrets:
@@ -66,7 +69,7 @@ def run_script(
         )
     elif payload != "":
         stdin = payload
-    delete = command_line(delete_script, delete_env or env) if delete_script else None
+    delete = " && ".join(command_line(name, delete_env or env) for name in delete_scripts) or None
     return remote.Command(
         resource_name,
         connection=host.connection,
@@ -76,11 +79,14 @@ def run_script(
         triggers=[digest(script(script_name)), *triggers],
         # stdout may carry what a script prints for us to parse; never echo stdin/secrets to logs.
         logging=remote.Logging.STDERR,
-        opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(ignore_changes=list(ignore_changes))),
+        opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(
+            ignore_changes=list(ignore_changes),
+            additional_secret_outputs=["stdout"] if secret_stdout else [],
+        )),
     )
 
 
-class FileDrop(pulumi.ComponentResource):
+class FileDrop(Component):
     """One file placed on a host: checked by its daemon's checker, swapped atomically, reloaded.
 
     The path and content are this component's own inputs so the dry run can write the file where
@@ -99,8 +105,7 @@ class FileDrop(pulumi.ComponentResource):
         mode: str = "0644",
         opts: pulumi.ResourceOptions,
     ) -> None:
-        super().__init__(
-            "hakube:index:FileDrop", name,
+        super().__init__("FileDrop", name,
             {"host": host.name, "path": path, "content": content, "check": check, "reload": reload, "mode": mode},
             opts,
         )
@@ -111,4 +116,4 @@ class FileDrop(pulumi.ComponentResource):
             triggers=[digest(path, content, check, reload, mode)],
             opts=pulumi.ResourceOptions(parent=self),
         )
-        self.register_outputs({"sha256": digest(content)})
+        self.finish(sha256=digest(content))

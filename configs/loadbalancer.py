@@ -70,8 +70,10 @@ HAPROXY_TUNING = {
     "rise": 2,
     "error_limit": 2,
 }
-# keepalived track script: HAProxy dead -> FAULT within about fall x interval seconds.
-TRACK_TUNING = {"track_interval": 1, "track_timeout": 2, "track_fall": 2, "track_rise": 2}
+# keepalived track script (whole seconds only): HAProxy dead -> FAULT within one interval. One
+# failure is enough: the probe is loopback to HAProxy itself, so it fails only when HAProxy does
+# not accept connections, and then the VIP is better anywhere else.
+TRACK_TUNING = {"track_interval": 1, "track_timeout": 2, "track_fall": 1, "track_rise": 2}
 
 
 class LbPeer(NamedTuple):

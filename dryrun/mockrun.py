@@ -9,6 +9,7 @@ import runpy
 import secrets as pysecrets
 import sys
 import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,10 @@ class Record:
     provider: str | None
     inputs: dict[str, Any]
     ignore_changes: list[str] = field(default_factory=list)
+    # What the policy engine also sees (dryrun/policy_check.py): secret outputs and, per input,
+    # the resources it was computed from.
+    additional_secret_outputs: list[str] = field(default_factory=list)
+    property_dependencies: dict[str, list[str]] = field(default_factory=dict)
 
 
 @dataclass
@@ -66,6 +71,8 @@ def fake_stdout(name: str) -> str:
     if name.endswith("-credentials"):
         return json.dumps({"token": "abcdef.0123456789abcdef", "caCertHash": "sha256:" + "0" * 64,
                            "certificateKey": "0" * 64})
+    if name.endswith("-smoke-check"):
+        return json.dumps({"ok": True, "dryRun": "the smoke check reaches the nodes on a real cluster only"})
     if name.endswith("-kubeconfig"):
         return "apiVersion: v1\nkind: Config\nclusters: []\n"
     return ""
@@ -94,6 +101,8 @@ class _RecordingMonitor(pmocks.MockMonitor):
             provider=req.provider.split("::")[-2] if req.provider else None,
             inputs=args.inputs,
             ignore_changes=list(req.ignoreChanges),
+            additional_secret_outputs=list(req.additionalSecretOutputs),
+            property_dependencies={k: list(v.urns) for k, v in req.propertyDependencies.items()},
         )
         with self._lock:
             self.run.records.append(record)
@@ -105,25 +114,34 @@ def run_program(cluster: dict[str, Any], stack: str, extra_config: dict[str, str
 
     Records go to `sink` when given, so a caller still sees them when the program raises.
     """
-    monitor = _RecordingMonitor()
-    if sink is not None:
-        monitor.run = sink
     config = {
         "hakube:cluster": json.dumps(cluster),
         # Never used to connect: under mocks nothing leaves this process.
         "hakube:sshPrivateKey": "dry-run throwaway key " + pysecrets.token_hex(16),
     }
     config.update(extra_config or {})
-    pulumi.runtime.set_all_config(config, secret_keys=["hakube:sshPrivateKey", "hakube:vrrpPassword"])
+    if str(REPO) not in sys.path:
+        sys.path.insert(0, str(REPO))
+    return run_function(
+        lambda: runpy.run_path(str(REPO / "__main__.py"), run_name="__main__"), stack,
+        config=config, secret_keys=["hakube:sshPrivateKey", "hakube:vrrpPassword"], sink=sink,
+    )
+
+
+def run_function(fn: Callable[[], Any], stack: str, *, config: dict[str, str] | None = None,
+                 secret_keys: Sequence[str] = (), sink: MockRun | None = None) -> MockRun:
+    """Run `fn` as a Pulumi program under mocks; record its resources and its stack exports."""
+    monitor = _RecordingMonitor()
+    if sink is not None:
+        monitor.run = sink
+    pulumi.runtime.set_all_config(config or {}, secret_keys=list(secret_keys))
     # A fresh root Stack per run, so runs in one process (tests, benches) never share outputs.
     pulumi.runtime.settings.set_root_resource(None)  # type: ignore[arg-type]
     pulumi.runtime.set_mocks(monitor.mocks, project="hakube", stack=stack, preview=False, monitor=monitor)
-    if str(REPO) not in sys.path:
-        sys.path.insert(0, str(REPO))
 
     @pulumi.runtime.test
     def program() -> pulumi.Output[Any]:
-        runpy.run_path(str(REPO / "__main__.py"), run_name="__main__")
+        fn()
         root = pulumi.runtime.get_root_resource()
         outputs = getattr(root, "outputs", {}) or {}
         names = list(outputs)
@@ -131,7 +149,16 @@ def run_program(cluster: dict[str, Any], stack: str, extra_config: dict[str, str
             lambda values: monitor.run.outputs.update(zip(names, values, strict=True))
         )
 
-    program()
+    # Python's full collections rescan the whole heap, which grows with the stack: with the
+    # collector on, 1,000 workers ran 2x slower (bench/scale.py). The run's cyclic garbage is
+    # freed by the one collection below instead.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        program()
+    finally:
+        if collecting:
+            gc.enable()
     gc.collect()
     return monitor.run
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from dryrun.mockrun import MockRun, public, run_program
 from dryrun.plan import files_for_hosts, plan_text, resource_table
+from dryrun.policy_check import evaluate, policy_text
 from topology import ROOT
 
 
@@ -23,7 +24,13 @@ def build(config: dict[str, Any], stack: str, out: Path) -> Verdict:
     run = run_program(config[ROOT], stack)
     table = resource_table(run)
     write_tree(out, run, table, stack)
-    return Verdict(resources=len(table), mandatory=0, summary=f"{len(table)} resources")
+    verdicts = evaluate(run, stack)
+    (out / "policy.txt").write_text(policy_text(stack, verdicts))
+    mandatory = sum(len(v.violations) for v in verdicts if v.status == "mandatory")
+    failed = ", ".join(v.name for v in verdicts if v.status == "mandatory")
+    summary = f"{len(table)} resources; policy: " + (f"{mandatory} mandatory violation(s) ({failed})" if failed
+                                                      else f"{len(verdicts)} rules, no mandatory violation")
+    return Verdict(resources=len(table), mandatory=mandatory, summary=summary)
 
 
 def write_tree(out: Path, run: MockRun, table: list[dict[str, Any]], stack: str) -> None:

@@ -74,6 +74,9 @@ def waves(table: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
         deps: set[str] = set()
         for dep in row["dependencies"]:
             deps |= customs_within(dep)
+        # The engine also waits for a resource's explicit provider (e.g. `k8s` for in-cluster objects).
+        if row.get("provider") in by_name:
+            deps |= customs_within(row["provider"])
         if row["parent"]:
             deps |= waits_for(row["parent"])
         expanded_cache[name] = deps

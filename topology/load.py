@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import re
 import types
 import typing
 from pathlib import Path
@@ -15,6 +16,9 @@ from topology.model import Cluster
 from topology.rules import Loc, check
 
 ROOT = "hakube:cluster"
+# Keys shown bare after a dot; any other key (a label like "kubernetes.io/os", a typo with a space
+# or newline) is quoted in brackets so one problem stays one unambiguous line.
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_-]+")
 
 
 class TopologyError(ValueError):
@@ -41,7 +45,12 @@ def _shown(value: object, limit: int = 60) -> str:
 def render_loc(loc: Loc, root: str = ROOT) -> str:
     text = root
     for part in loc:
-        text += f"[{part}]" if isinstance(part, int) else f".{part}"
+        if isinstance(part, int):
+            text += f"[{part}]"
+        elif isinstance(part, str) and _PLAIN_KEY.fullmatch(part):
+            text += f".{part}"
+        else:
+            text += f"[{part!r}]"
     return text
 
 
@@ -114,6 +123,21 @@ def load_cluster(data: object) -> Cluster:
     return cluster
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """safe_load that refuses a key written twice in one mapping; PyYAML would silently keep the last."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # `<<:` merges may legitimately be overridden; complex keys PyYAML refuses itself
+            key = self.construct_object(key_node)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"found duplicate key {key!r}", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def _yaml_problem(err: yaml.YAMLError, text: str) -> str:
     """" at line N: what" on one line (PyYAML's own str() spans several lines)."""
     if isinstance(err, yaml.reader.ReaderError):  # a character YAML forbids, e.g. a control character
@@ -133,7 +157,7 @@ def read_stack_file(path: str | Path) -> dict[str, Any]:
     except UnicodeDecodeError as err:
         raise TopologyError([f"{name}: not UTF-8 text (byte {err.start})"]) from None
     try:
-        document = yaml.safe_load(text)
+        document = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader: no Python objects
     except yaml.YAMLError as err:
         raise TopologyError([f"{name}: not valid YAML{_yaml_problem(err, text)}"]) from None
     if not isinstance(document, dict):

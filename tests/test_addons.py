@@ -1,0 +1,265 @@
+"""The Addons component under Pulumi mocks, built inside a small program of its own (a fake last
+control-plane join, a kubeconfig, a fake SSH host): provider, order, CNI values, smoke test."""
+
+from __future__ import annotations
+
+import copy
+import json
+from functools import cache
+from typing import Any
+
+import pulumi
+import pytest
+
+from components.addons import Addons
+from components.remote import connect
+from configs import addons as cfg
+from dryrun.mockrun import MockRun, Record, is_secret, run_function
+from dryrun.plan import resource_table, waves
+from tests.mockgraph import stack_cluster
+from topology import load_cluster
+from topology.model import NODEPORT_RANGE
+
+KUBECONFIG = "apiVersion: v1\nkind: Config\nusers: [{name: admin, user: {token: not-a-real-token}}]\n"
+JOIN = "cp3-join"
+POOL = ["198.18.0.200/29"]
+
+
+def _program(data: dict[str, Any]) -> None:
+    cluster = load_cluster(data)
+    # Stands for the last control-plane join: everything in the cluster must wait for it.
+    join = pulumi.CustomResource("test:index:Join", JOIN, {})
+    workers = [pulumi.CustomResource("test:index:Join", f"{w.name}-join", {}) for w in cluster.workers]
+    host = connect("cp1", "198.18.0.21", "ops", 22, pulumi.Output.secret("throwaway key"))
+    # A plain (non-secret) Output on purpose: the component itself must keep it secret.
+    addons = Addons(cluster, pulumi.Output.from_input(KUBECONFIG), [join], host, cfg.node_addresses(cluster),
+                    workers_joined=workers)
+    if addons.smoke_test is not None:
+        pulumi.export("smokeTest", addons.smoke_test)
+
+
+@cache
+def _run(addons_json: str = "{}", version: str = "") -> MockRun:
+    data = copy.deepcopy(stack_cluster("dev"))
+    data["addons"] = {**data["addons"], **json.loads(addons_json)}
+    if version:
+        data["kubernetesVersion"] = version
+    return run_function(lambda: _program(data), "dev")
+
+
+def run(version: str = "", **addons: Any) -> MockRun:
+    return _run(json.dumps(addons, sort_keys=True), version)
+
+
+def by_name(r: MockRun) -> dict[str, Record]:
+    return {rec.name: rec for rec in r.records}
+
+
+def urn(r: MockRun, name: str) -> str:
+    return by_name(r)[name].urn
+
+
+def in_cluster(r: MockRun) -> list[Record]:
+    return [rec for rec in r.records if rec.type.startswith("kubernetes:")]
+
+
+def waits_for(r: MockRun, name: str) -> set[str]:
+    """Names a resource waits for, directly or through dependencies and its provider, transitively."""
+    records, names = by_name(r), {rec.urn: rec.name for rec in r.records}
+    seen: set[str] = set()
+    todo = [name]
+    while todo:
+        rec = records[todo.pop()]
+        direct = {names[d] for d in rec.dependencies if d in names} | ({rec.provider} if rec.provider else set())
+        for dep in direct - seen:
+            seen.add(dep)
+            todo.append(dep)
+    return seen
+
+
+EVERYTHING = {"metallb": {"enabled": True, "addresses": POOL}, "ingress": True}
+
+
+@pytest.mark.parametrize("addons", [{}, EVERYTHING], ids=["default", "everything"])
+def test_every_in_cluster_resource_uses_the_kubeconfig_provider_after_the_control_plane(addons: dict) -> None:
+    r = run(**addons)
+    provider = by_name(r)["k8s"]
+    assert provider.type == "pulumi:providers:kubernetes"
+    assert provider.dependencies == [urn(r, JOIN)]
+    resources = in_cluster(r)
+    assert len(resources) >= 6
+    for rec in resources:
+        assert rec.provider == "k8s", rec.name
+        assert JOIN in waits_for(r, rec.name), rec.name
+    # The one out-of-cluster step, the check over SSH, waits for the control plane as well.
+    assert JOIN in waits_for(r, "addon-smoke-check")
+
+
+def test_kubeconfig_reaches_the_provider_only_as_a_secret() -> None:
+    r = run()
+    kubeconfig = by_name(r)["k8s"].inputs["kubeconfig"]
+    assert is_secret(kubeconfig)
+    assert pulumi.runtime.rpc.unwrap_rpc_secret(kubeconfig) == KUBECONFIG
+    others = json.dumps([rec.inputs for rec in r.records if rec.name != "k8s"], default=str)
+    assert "not-a-real-token" not in others
+
+
+def test_names_unique_and_prefixed() -> None:
+    r = run(**EVERYTHING)
+    names = [rec.name for rec in r.records]
+    assert len(names) == len(set(names))
+    ours = {n for n in names if not n.endswith("-join")} - {"addons", "k8s"}
+    assert all(name.startswith("addon-") for name in ours), ours
+    (component,) = [rec for rec in r.records if rec.type == "hakube:index:Addons"]
+    assert all(rec.parent == component.urn for rec in r.records if rec.name in ours | {"k8s"})
+
+
+@pytest.mark.parametrize("cni", ["calico", "cilium", "flannel"])
+def test_cni_release_is_pinned_and_carries_the_pod_cidr(cni: str) -> None:
+    r = run(cni=cni)
+    release = by_name(r)["addon-cni"]
+    chart = cfg.CNI_CHARTS[cni]
+    assert release.type == "kubernetes:helm.sh/v3:Release"
+    assert (release.inputs["chart"], release.inputs["version"], release.inputs["repositoryOpts"]["repo"]) == (
+        chart.name, chart.version, chart.repo)
+    assert release.inputs["namespace"] == chart.namespace and release.inputs["name"] == chart.release
+    pod_cidr = str(load_cluster(stack_cluster("dev")).network.pod_cidr)
+    assert cfg.cni_pod_cidr(cni, release.inputs["values"]) == pod_cidr
+
+
+@pytest.mark.parametrize("cni", ["calico", "cilium", "flannel"])
+def test_cni_values_follow_a_changed_pod_cidr(cni: str) -> None:
+    data = copy.deepcopy(stack_cluster("dev"))
+    data["network"]["podCidr"] = "10.32.0.0/16"
+    data["addons"] = {"cni": cni}
+    values = cfg.cni_values(load_cluster(data))
+    assert cfg.cni_pod_cidr(cni, values) == "10.32.0.0/16"
+    assert "10.32.0.0/16" in json.dumps(values)
+    assert "10.244." not in json.dumps(values)
+
+
+def test_chart_versions_pinned_exactly() -> None:
+    for chart in [*cfg.CNI_CHARTS.values(), cfg.METALLB_CHART, cfg.INGRESS_CHART]:
+        assert chart.version.lstrip("v").count(".") == 2 and "*" not in chart.version and "^" not in chart.version
+    assert ":latest" not in cfg.SMOKE_IMAGE and cfg.SMOKE_IMAGE.rsplit(":", 1)[1][0].isdigit()
+
+
+@pytest.mark.parametrize("replicas", [1, 2])
+def test_smoke_replicas_follow_config(replicas: int) -> None:
+    r = run(smokeTestReplicas=replicas)
+    deployment = by_name(r)["addon-smoke-deployment"]
+    assert deployment.inputs["spec"]["replicas"] == replicas
+    assert f"REPLICAS={replicas}" in by_name(r)["addon-smoke-check"].inputs["create"]
+
+
+def test_scaling_reruns_the_check() -> None:
+    one, two = by_name(run(smokeTestReplicas=1)), by_name(run(smokeTestReplicas=2))
+    assert one["addon-smoke-check"].inputs["triggers"] != two["addon-smoke-check"].inputs["triggers"]
+
+
+def test_smoke_test_wiring_and_output() -> None:
+    r = run()
+    records = by_name(r)
+    deployment, service = records["addon-smoke-deployment"], records["addon-smoke-service"]
+    container = deployment.inputs["spec"]["template"]["spec"]["containers"][0]
+    assert container["image"] == cfg.SMOKE_IMAGE
+    assert set(container["resources"]) == {"requests", "limits"}
+    (port,) = service.inputs["spec"]["ports"]
+    assert service.inputs["spec"]["type"] == "NodePort"
+    assert port["nodePort"] == cfg.SMOKE_NODE_PORT
+    assert NODEPORT_RANGE[0] <= cfg.SMOKE_NODE_PORT <= NODEPORT_RANGE[1]
+    # Pods start only with the CNI, and after the isolation policy is bound.
+    assert {"addon-cni", "addon-isolation-binding", "addon-ns-hakube-smoke"} <= waits_for(r, deployment.name)
+    check = records["addon-smoke-check"]
+    assert check.type == "command:remote:Command"
+    workers = {"w1-join", "w2-join", "w3-join"}
+    assert {"addon-smoke-deployment", "addon-smoke-service", *workers} <= waits_for(r, check.name)
+    # The provider (and so the CNI) waits for the control plane only, not for the workers.
+    assert waits_for(r, "addon-cni") & workers == set()
+    assert "NODE_ADDRESSES='cp1=198.18.0.21 " in check.inputs["create"]
+    assert f"NODE_PORT={cfg.SMOKE_NODE_PORT}" in check.inputs["create"]
+    assert is_secret(check.inputs["connection"])
+    assert json.loads(r.outputs["smokeTest"])["ok"] is True
+
+
+def test_smoke_test_off_leaves_no_trace() -> None:
+    r = run(smokeTest=False)
+    names = set(by_name(r))
+    assert not {n for n in names if "smoke" in n}
+    assert "smokeTest" not in r.outputs
+
+
+def test_guard_rails_namespaces_and_policy() -> None:
+    r = run()
+    records = by_name(r)
+    hakube = records["addon-ns-hakube-system"]
+    assert hakube.type == "kubernetes:core/v1:Namespace"
+    assert hakube.inputs["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+    default = records["addon-ns-default"]
+    assert default.type == "kubernetes:core/v1:NamespacePatch"
+    assert default.inputs["metadata"]["name"] == "default"
+    assert default.inputs["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "baseline"
+    assert records["addon-ns-tigera-operator"].inputs["metadata"]["labels"][
+        "pod-security.kubernetes.io/enforce"] == "privileged"
+    assert records["addon-ns-hakube-smoke"].inputs["metadata"]["labels"][
+        "pod-security.kubernetes.io/enforce"] == "restricted"
+    policy, binding = records["addon-isolation-policy"], records["addon-isolation-binding"]
+    assert policy.type == "kubernetes:admissionregistration.k8s.io/v1:ValidatingAdmissionPolicy"
+    assert binding.type == "kubernetes:admissionregistration.k8s.io/v1:ValidatingAdmissionPolicyBinding"
+    cluster = load_cluster(stack_cluster("dev"))
+    assert policy.inputs["spec"] == cfg.isolation_policy_spec(cluster)
+    assert binding.inputs["spec"]["policyName"] == policy.inputs["metadata"]["name"]
+    assert "addon-isolation-policy" in waits_for(r, binding.name)
+    assert "addon-ns-tigera-operator" in waits_for(r, "addon-cni")
+
+
+def test_smoke_workload_passes_its_own_isolation_policy() -> None:
+    cluster = load_cluster(stack_cluster("dev"))
+    manifest = cfg.smoke_deployment(cluster)
+    assert cfg.pod_violates_isolation(cfg.pod_spec_of(manifest), cfg.SMOKE_NAMESPACE,
+                                      cfg.system_namespaces(cluster)) is None
+
+
+def test_no_policy_before_1_30() -> None:
+    r = run(version="1.29.10")
+    names = set(by_name(r))
+    assert not {n for n in names if "isolation" in n}
+    assert "addon-cni" in names and "addon-smoke-deployment" in names
+
+
+def test_metallb_and_ingress_off_by_default() -> None:
+    names = set(by_name(run()))
+    assert not {n for n in names if "metallb" in n or "ingress" in n}
+
+
+def test_metallb_pool_and_ingress_when_enabled() -> None:
+    r = run(**EVERYTHING)
+    records = by_name(r)
+    release = records["addon-metallb"]
+    assert (release.inputs["chart"], release.inputs["version"]) == (cfg.METALLB_CHART.name, cfg.METALLB_CHART.version)
+    pool, l2 = records["addon-metallb-pool"], records["addon-metallb-l2"]
+    assert pool.type == "kubernetes:metallb.io/v1beta1:IPAddressPool"
+    assert pool.inputs["spec"]["addresses"] == POOL
+    assert l2.type == "kubernetes:metallb.io/v1beta1:L2Advertisement"
+    assert l2.inputs["spec"]["ipAddressPools"] == [pool.inputs["metadata"]["name"]]
+    # The pool's kinds are the chart's CRDs.
+    assert "addon-metallb" in waits_for(r, pool.name) and "addon-metallb" in waits_for(r, l2.name)
+    assert {"addon-cni"} <= waits_for(r, release.name)
+    ingress = records["addon-ingress-nginx"]
+    assert ingress.inputs["values"]["controller"]["service"]["type"] == "LoadBalancer"
+    assert "addon-metallb-l2" in waits_for(r, ingress.name)
+    assert "metallb-system" in json.dumps(records["addon-isolation-policy"].inputs["spec"]["variables"])
+
+
+def test_ingress_without_metallb_uses_node_ports() -> None:
+    ingress = by_name(run(ingress=True))["addon-ingress-nginx"]
+    assert ingress.inputs["values"]["controller"]["service"]["type"] == "NodePort"
+
+
+def test_plan_steps_put_every_add_on_after_the_control_plane() -> None:
+    r = run(**EVERYTHING)
+    steps = waves(resource_table(r))
+    step_of = {row["name"]: i for i, step in enumerate(steps) for row in step}
+    for rec in [*in_cluster(r), by_name(r)["addon-smoke-check"]]:
+        assert step_of[rec.name] > step_of[JOIN], rec.name
+    assert step_of["addon-smoke-check"] > step_of["addon-smoke-deployment"] > step_of["addon-cni"]
