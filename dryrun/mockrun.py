@@ -150,7 +150,7 @@ def run_function(fn: Callable[[], Any], stack: str, *, config: dict[str, str] | 
         )
 
     # Python's full collections rescan the whole heap, which grows with the stack: with the
-    # collector on, 1,000 workers ran 2x slower (bench/scale.py). The run's cyclic garbage is
+    # collector on, 1,000 workers ran ~1.5x slower (bench/scale.py). The run's cyclic garbage is
     # freed by the one collection below instead.
     collecting = gc.isenabled()
     gc.disable()

@@ -10,6 +10,7 @@ from typing import Any
 from dryrun.mockrun import MockRun, public, run_program
 from dryrun.plan import files_for_hosts, plan_text, resource_table
 from dryrun.policy_check import evaluate, policy_text
+from dryrun.topology_svg import write_dry_run_svg
 from topology import ROOT
 
 
@@ -24,6 +25,7 @@ def build(config: dict[str, Any], stack: str, out: Path) -> Verdict:
     run = run_program(config[ROOT], stack)
     table = resource_table(run)
     write_tree(out, run, table, stack)
+    write_dry_run_svg(config[ROOT], out)  # topology.svg; a warning instead when Graphviz is missing
     verdicts = evaluate(run, stack)
     (out / "policy.txt").write_text(policy_text(stack, verdicts))
     mandatory = sum(len(v.violations) for v in verdicts if v.status == "mandatory")

@@ -1,0 +1,155 @@
+"""Failover benchmark: hakube's rendered LB configs against the kubeadm HA guide's, side by side.
+
+Runs every scenario of tests/netlab.py (master LB link down, killed, hung, graceful keepalived
+stop, HAProxy killed on the master, one apiserver killed or unreachable, old master back) in a
+network-namespace lab, first with the files hakube renders for a stack, then with a baseline in
+the style of the kubeadm HA guide (bench/templates/baseline-*), and prints one table: failed
+requests, the longest client gap, and hakube's ratio to the baseline. Needs root, haproxy,
+keepalived, curl and openssl; all traffic stays in 198.18.0.0/15 inside namespaces it creates.
+
+    sudo .venv/bin/python bench/failover.py [--stack dev] [--only link_down,failback] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import stat
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+import jinja2  # noqa: E402
+
+from configs.loadbalancer import apiserver_backends, lb_nodes, render_haproxy, render_keepalived  # noqa: E402
+from tests.netlab import SCENARIOS, LbLab, Measurement, PairSetup, run_scenario, setup_from_cluster  # noqa: E402
+from topology import Cluster, load_stack_file  # noqa: E402
+
+CLIENT_ADDRESS_HOST = 50  # the client's host number in the node network
+# The issue's targets for hakube (issue 9): (description, predicate on a measurement).
+TARGETS: dict[str, tuple[str, Callable[[Measurement], bool]]] = {
+    "link_down": ("gap <= 500 ms", lambda m: m.longest_gap_ms <= 500),
+    "killed": ("gap <= 500 ms", lambda m: m.longest_gap_ms <= 500),
+    "hung": ("gap <= 500 ms", lambda m: m.longest_gap_ms <= 500),
+    "keepalived_sigterm": ("0 failed", lambda m: m.failed == 0),
+    "haproxy_killed": ("VIP moves, gap <= 2 s", lambda m: m.holder_after not in (m.holder_before, "none")
+                       and "," not in m.holder_after and m.longest_gap_ms <= 2000),
+    "apiserver_killed": ("<= 1 failed", lambda m: m.failed <= 1),
+    "apiserver_unreachable": ("<= 1 failed", lambda m: m.failed <= 1),
+    "failback": ("0 reset connections", lambda m: m.stream_broken is None),
+    "hung_resumed": ("none (documented limit)", lambda m: True),
+}
+
+
+def _client_address(cluster: Cluster) -> str:
+    return str(cluster.network.node_cidr.network_address + CLIENT_ADDRESS_HOST)
+
+
+def hakube_setup(cluster: Cluster) -> PairSetup:
+    # The lab has no keepalived_script user; any unprivileged user shows the same behaviour.
+    return setup_from_cluster(cluster, lambda _: render_haproxy(cluster),
+                              lambda node: render_keepalived(cluster, node, script_user="nobody"),
+                              _client_address(cluster))
+
+
+def baseline_setup(cluster: Cluster, workdir: Path) -> PairSetup:
+    """The same lab hosts running the kubeadm guide's configuration."""
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
+                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+                             keep_trailing_newline=True, autoescape=False)
+    port, vip = cluster.api_endpoint.port, str(cluster.api_endpoint.vip)
+    check = workdir / "check_apiserver.sh"
+    check.write_text(env.get_template("baseline-check_apiserver.sh.j2").render(port=port, vip=vip))
+    check.chmod(check.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    nodes = sorted(lb_nodes(cluster), key=lambda n: -n.priority)
+    guide_priority = {n.name: 101 - rank for rank, n in enumerate(nodes)}  # the guide: 101 then 100
+    haproxy = env.get_template("baseline-haproxy.cfg.j2").render(port=port, servers=apiserver_backends(cluster))
+
+    def keepalived(node: str) -> str:
+        me = next(n for n in nodes if n.name == node)
+        return env.get_template("baseline-keepalived.conf.j2").render(
+            check_script=check, state="MASTER" if me == nodes[0] else "BACKUP", interface=me.interface,
+            router_id=cluster.load_balancer.vrrp.router_id, priority=guide_priority[node], vip=vip)
+
+    # The guide's track script needs rise 2 x interval 3 s before the priorities settle.
+    return setup_from_cluster(cluster, lambda _: haproxy, keepalived, _client_address(cluster), settle_s=7)
+
+
+def run_all(setup: PairSetup, keys: list[str], label: str) -> dict[str, Measurement]:
+    results = {}
+    with LbLab(setup) as lab:
+        for key in keys:
+            started = time.monotonic()
+            results[key] = run_scenario(lab, key)
+            m = results[key]
+            print(f"  {label:8} {key:22} failed {m.failed:3}  gap {m.longest_gap_ms:7.0f} ms"
+                  f"  holder {m.holder_before}->{m.holder_after}  stream {m.stream_broken or 'kept'}"
+                  f"  ({time.monotonic() - started:.0f}s)", file=sys.stderr, flush=True)
+    return results
+
+
+def _ratio(ours: float, theirs: float) -> str:
+    if theirs == 0:
+        return "-" if ours == 0 else "inf"
+    return f"{ours / theirs:.2f}"
+
+
+def table(hakube: dict[str, Measurement], baseline: dict[str, Measurement]) -> str:
+    head = ("scenario", "hakube failed", "hakube gap ms", "guide failed", "guide gap ms", "failed ratio",
+            "gap ratio", "target (hakube)")
+    rows = [head]
+    for key, ours in hakube.items():
+        theirs = baseline[key]
+        target, met = TARGETS[key]
+        extra = ""
+        if key in ("failback", "hung_resumed"):
+            extra = f"; stream {'kept' if ours.stream_broken is None else 'reset'}" \
+                    f" vs {'kept' if theirs.stream_broken is None else 'reset'}"
+        elif key == "haproxy_killed":
+            extra = f"; VIP {ours.holder_before}->{ours.holder_after} vs {theirs.holder_before}->{theirs.holder_after}"
+        rows.append((ours.scenario, str(ours.failed), f"{ours.longest_gap_ms:.0f}", str(theirs.failed),
+                     f"{theirs.longest_gap_ms:.0f}", _ratio(ours.failed, theirs.failed),
+                     _ratio(ours.longest_gap_ms, theirs.longest_gap_ms),
+                     f"{target}: {'met' if met(ours) else 'MISSED'}{extra}"))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
+    lines = [" | ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in rows]
+    lines.insert(1, "-+-".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--stack", default="dev", help="stack whose LB pair is measured (external placement)")
+    parser.add_argument("--only", default="", help="comma-separated scenario keys: " + ", ".join(SCENARIOS))
+    parser.add_argument("--json", type=Path, help="also write every measurement here")
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        parser.error("needs root (network namespaces)")
+    keys = [k for k in args.only.split(",") if k] or list(SCENARIOS)
+    unknown = set(keys) - set(SCENARIOS)
+    if unknown:
+        parser.error(f"unknown scenarios: {', '.join(sorted(unknown))}")
+    cluster = load_stack_file(REPO / f"Pulumi.{args.stack}.yaml")
+    if cluster.load_balancer.placement != "external":
+        parser.error(f"{args.stack}: the lab models an external LB pair; pick an external-placement stack")
+    print(f"client: a new TCP+TLS request through {cluster.api_endpoint.vip}:{cluster.api_endpoint.port} every"
+          " 40 ms, failed = no answer within 0.8 s", file=sys.stderr)
+    hakube = run_all(hakube_setup(cluster), keys, "hakube")
+    with tempfile.TemporaryDirectory(prefix="hk-bench-") as workdir:
+        baseline = run_all(baseline_setup(cluster, Path(workdir)), keys, "guide")
+    print(table(hakube, baseline))
+    if args.json:
+        args.json.write_text(json.dumps({"hakube": {k: dataclasses.asdict(v) for k, v in hakube.items()},
+                                         "guide": {k: dataclasses.asdict(v) for k, v in baseline.items()}}, indent=2))
+    return 0 if all(TARGETS[k][1](m) for k, m in hakube.items()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
