@@ -4,6 +4,7 @@ MetalLB and ingress-nginx. Every decision lives in configs/addons.py; this file 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import pulumi
@@ -15,6 +16,16 @@ from configs import addons as cfg
 from topology import Cluster
 
 
+@dataclass(frozen=True)
+class SmokeTarget:
+    """A node the smoke test reaches the NodePort through."""
+
+    name: str
+    address: str
+    joined: pulumi.Resource | None = None
+    parent: pulumi.Resource | None = None
+
+
 class Addons(Component):
     """What a new cluster needs before anyone uses it, installed once the control plane is whole."""
 
@@ -24,13 +35,11 @@ class Addons(Component):
         kubeconfig: pulumi.Input[str],
         after: Sequence[pulumi.Resource],
         check_host: Host,
-        node_addresses: list[str],
+        targets: Sequence[SmokeTarget],
         opts: pulumi.ResourceOptions | None = None,
-        *,
-        workers_joined: Sequence[pulumi.Resource] = (),
     ) -> None:
-        """`after`: the last control-plane join (the provider waits for it). `workers_joined`: every
-        other node's join; the smoke test waits for them too, since it must reach every node."""
+        """`after`: the last control-plane join (the provider waits for it). `targets`: every node
+        the smoke test must reach, each with its join and the component its check belongs to."""
         chart = cfg.cni_chart(cluster)
         super().__init__("Addons", "addons", {
             "cni": cluster.addons.cni, "cniChartVersion": chart.version, "smokeTest": cluster.addons.smoke_test,
@@ -42,7 +51,8 @@ class Addons(Component):
         # join, while etcd membership is still changing; every in-cluster resource uses it.
         self.provider = k8s.Provider(
             "k8s", kubeconfig=pulumi.Output.secret(kubeconfig),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=list(after)),
+            # additional_secret_outputs: keeps it encrypted in state, and is how the policy pack sees it.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(after), additional_secret_outputs=["kubeconfig"]),
         )
         self.namespaces = {ns.name: self._namespace(ns) for ns in cfg.namespaces(cluster)}
         self.guard_rails = self._isolation_policy()
@@ -50,7 +60,7 @@ class Addons(Component):
         self.cni = self._release("addon-cni", chart, cfg.cni_values(cluster))
         self.smoke_test: pulumi.Output[str] | None = None
         if cluster.addons.smoke_test:
-            self.smoke_test = self._smoke_test(check_host, node_addresses, workers_joined)
+            self.smoke_test = self._smoke_test(check_host, targets)
         self.load_balancer = self._metallb() if cluster.addons.metallb.enabled else None
         if cluster.addons.ingress:
             after_lb = [self.load_balancer] if self.load_balancer else []
@@ -92,8 +102,7 @@ class Addons(Component):
             values=values, opts=self._opts(self.namespaces.get(chart.namespace), *after),
         )
 
-    def _smoke_test(self, check_host: Host, node_addresses: list[str],
-                    workers_joined: Sequence[pulumi.Resource]) -> pulumi.Output[str]:
+    def _smoke_test(self, check_host: Host, targets: Sequence[SmokeTarget]) -> pulumi.Output[str]:
         deployment_manifest, service_manifest = cfg.smoke_deployment(self.cluster), cfg.smoke_service()
         namespace = self.namespaces[cfg.SMOKE_NAMESPACE]
         # Pods need the CNI to start, and are created after the isolation policy so they also prove
@@ -101,22 +110,27 @@ class Addons(Component):
         # (control-plane nodes are tainted) and the check would probe nodes that are not there yet.
         deployment = k8s.apps.v1.Deployment(
             "addon-smoke-deployment", metadata=deployment_manifest["metadata"], spec=deployment_manifest["spec"],
-            opts=self._opts(namespace, self.cni, self.guard_rails, *workers_joined),
+            opts=self._opts(namespace, self.cni, self.guard_rails, *(t.joined for t in targets if t.joined)),
         )
         service = k8s.core.v1.Service(
             "addon-smoke-service", metadata=service_manifest["metadata"], spec=service_manifest["spec"],
             opts=self._opts(namespace),
         )
-        env = cfg.smoke_check_env(self.cluster, node_addresses)
-        check = run_script(
-            "addon-smoke-check", check_host, "smoke-check.sh", env=env,
-            # Re-check whenever what is checked changes (scaling 1 -> 2 included).
-            triggers=[digest(repr(deployment_manifest), repr(service_manifest))],
-            # The Deployment and Service must exist (and be ready: pulumi-kubernetes waits for the
-            # rollout) before the check, or it would fail against a NodePort nobody serves yet.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[deployment, service]),
-        )
-        return check.stdout
+        # One check per node, parented to it: adding a node adds its check and changes no other.
+        results = []
+        for target in targets:
+            joined = [target.joined] if target.joined else []
+            check = run_script(
+                f"{target.name}-smoke-check", check_host, "smoke-check.sh",
+                env=cfg.smoke_check_env(self.cluster, [f"{target.name}={target.address}"]),
+                # Re-check whenever what is checked changes (scaling 1 -> 2 included).
+                triggers=[digest(repr(deployment_manifest), repr(service_manifest))],
+                # The Deployment and Service must exist (and be ready: pulumi-kubernetes waits for the
+                # rollout) before the check, or it would fail against a NodePort nobody serves yet.
+                opts=pulumi.ResourceOptions(parent=target.parent or self, depends_on=[deployment, service, *joined]),
+            )
+            results.append(check.stdout)
+        return pulumi.Output.all(*results).apply(cfg.smoke_summary)
 
     def _metallb(self) -> pulumi.CustomResource:
         release = self._release("addon-metallb", cfg.METALLB_CHART, {}, after=[self.cni])

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pulumi
 
+from components.addons import Addons, SmokeTarget
 from components.base import Component
 from components.hypervisor import ControlPlaneVm, HypervisorHost
+from components.kubeadm import KubeadmCluster
 from components.loadbalancer import LoadBalancerPair
 from components.node import Node
 from components.remote import Host, connect
@@ -48,6 +50,13 @@ class HakubeCluster(Component):
             after={name: [node.prerequisites] for name, node in self.nodes.items()},
             opts=child,
         )
+        self.kubeadm = KubeadmCluster(cluster, self.nodes, lb_ready=self.load_balancer.ready)
+        self.kubeconfig = self.kubeadm.kubeconfig
+        first = cluster.first_control_plane
+        targets = [SmokeTarget(name, node.host.address, self.kubeadm.joins.get(name), node)
+                   for name, node in self.nodes.items()]
+        self.addons = Addons(cluster, self.kubeconfig, [self.kubeadm.last_control_plane],
+                             self.nodes[first.name].host, targets, child)
         self.finish()
 
     def host(self, name: str, address: str) -> Host:

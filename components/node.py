@@ -21,6 +21,8 @@ class Node(Component):
         super().__init__("Node", name, {"host": host.name, "address": host.address, "role": role}, opts)
         self.host = host
         env = {"KUBERNETES_VERSION": cluster.kubernetes_version}
+        if role == "control-plane":
+            env["ETCD_CLIENT"] = "true"
         if cluster.packages.kubernetes_apt_source:
             env["KUBERNETES_APT_SOURCE"] = cluster.packages.kubernetes_apt_source
         self.prerequisites = run_script(

@@ -17,4 +17,8 @@ def run(config: pulumi.Config) -> HakubeCluster:
     key = config.require_secret("sshPrivateKey")
     built = HakubeCluster(cluster, key)
     pulumi.export("apiEndpoint", f"https://{cluster.api_endpoint.vip}:{cluster.api_endpoint.port}")
+    pulumi.export("kubernetesVersion", cluster.kubernetes_version)
+    pulumi.export("kubeconfig", built.kubeconfig)
+    if built.addons.smoke_test is not None:
+        pulumi.export("smokeTest", built.addons.smoke_test)
     return built

@@ -81,7 +81,8 @@ def run_script(
         logging=remote.Logging.STDERR,
         opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(
             ignore_changes=list(ignore_changes),
-            additional_secret_outputs=["stdout"] if secret_stdout else [],
+            # Secret in state too, and visible as such to the policy pack (which sees no Output secrets).
+            additional_secret_outputs=[*(["stdin"] if secrets else []), *(["stdout"] if secret_stdout else [])],
         )),
     )
 

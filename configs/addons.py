@@ -326,6 +326,13 @@ def node_addresses(cluster: Cluster) -> list[str]:
     return [f"{n.name}={n.address}" for n in nodes]
 
 
+def smoke_summary(outputs: list[str]) -> str:
+    """One JSON summary of the per-node checks' JSON lines (the `smokeTest` stack output)."""
+    results = [json.loads(out.strip().splitlines()[-1]) for out in outputs if out.strip()]
+    nodes = [node for result in results for node in result.get("nodes", [])]
+    return json.dumps({"ok": len(results) == len(outputs) and all(r.get("ok") for r in results), "nodes": nodes})
+
+
 def smoke_check_env(cluster: Cluster, nodes: list[str]) -> dict[str, str]:
     return {
         "NODE_ADDRESSES": " ".join(nodes),

@@ -9,9 +9,14 @@ Placements: *external* renders for the two LB nodes; *stacked* for every control
 `loadBalancer.nodes` (HAProxy on the endpoint port bound to the VIP, kube-apiserver on
 `apiserverPort`, 6444 by default, so the two never bind the same port).
 
-Known limit, measured in the namespace lab: a master frozen (SIGSTOP, a hung VM) and then resumed
-takes the VIP back even with nopreempt: it resumes as MASTER and the higher priority wins the
-two-master contest, which resets connections through the node that had taken over.
+Known limits, measured in the namespace lab (tests/test_failover_netns.py, bench/failover.py):
+- Any VIP move resets the connections open through the node that loses it (no connection-state
+  sync between the nodes); clients reconnect through the new holder.
+- A master frozen (SIGSTOP, a stalled VM) and then resumed takes the VIP back even with nopreempt:
+  it resumes as MASTER and the higher priority wins the two-master contest, which resets the
+  connections through the node that had taken over.
+- A keepalived killed with SIGKILL leaves the VIP on its interface (nothing removes it), so that
+  node keeps answering ARP for it until keepalived restarts; the peer takes over regardless.
 """
 
 from __future__ import annotations
@@ -55,6 +60,7 @@ RELOADERS = {
     "haproxy": "systemctl reload-or-restart haproxy && systemctl is-active --quiet haproxy",
     "keepalived": "systemctl reload-or-restart keepalived && sleep 1 && systemctl is-active --quiet keepalived",
 }
+
 
 # HAProxy tuning (the issue's targets; see tests/test_failover_netns.py and bench/failover.py).
 HAPROXY_TUNING = {
@@ -128,10 +134,16 @@ def vrrp_priorities(cluster: Cluster) -> dict[str, int]:
     value sets a backup's skew time, (256 - priority) / 256 x advert interval (RFC 5798): how
     long the VIP is nowhere after a master resigns with a priority-0 advert (graceful stop). At
     150/100 and 100 ms adverts that is 61 ms, 1-2 failed requests at a 40 ms cadence; at 254/253
-    it is about 1 ms and a graceful stop loses nothing (measured in the namespace lab).
+    it is about 1 ms and a graceful stop loses at most a request in flight (measured in the
+    namespace lab).
     """
     ranked = sorted(lb_nodes(cluster), key=lambda n: -n.priority)
     return {n.name: 254 - rank for rank, n in enumerate(ranked)}
+
+
+def config_drop_env(daemon: str) -> dict[str, str]:
+    """The environment for configs/scripts/config-drop.sh placing `daemon`'s file (content on stdin)."""
+    return {"DEST": CONFIG_PATHS[daemon], "CHECK_CMD": CHECKERS[daemon], "RELOAD_CMD": RELOADERS[daemon]}
 
 
 def monitor_url() -> str:

@@ -11,7 +11,7 @@ from typing import Any
 import pulumi
 import pytest
 
-from components.addons import Addons
+from components.addons import Addons, SmokeTarget
 from components.remote import connect
 from configs import addons as cfg
 from dryrun.mockrun import MockRun, Record, is_secret, run_function
@@ -32,8 +32,10 @@ def _program(data: dict[str, Any]) -> None:
     workers = [pulumi.CustomResource("test:index:Join", f"{w.name}-join", {}) for w in cluster.workers]
     host = connect("cp1", "198.18.0.21", "ops", 22, pulumi.Output.secret("throwaway key"))
     # A plain (non-secret) Output on purpose: the component itself must keep it secret.
-    addons = Addons(cluster, pulumi.Output.from_input(KUBECONFIG), [join], host, cfg.node_addresses(cluster),
-                    workers_joined=workers)
+    joins = {w.name: j for w, j in zip(cluster.workers, workers, strict=True)}
+    targets = [SmokeTarget(n.name, str(n.address), joins.get(n.name))
+               for n in [*cluster.control_plane.nodes, *cluster.workers]]
+    addons = Addons(cluster, pulumi.Output.from_input(KUBECONFIG), [join], host, targets)
     if addons.smoke_test is not None:
         pulumi.export("smokeTest", addons.smoke_test)
 
@@ -92,7 +94,7 @@ def test_every_in_cluster_resource_uses_the_kubeconfig_provider_after_the_contro
         assert rec.provider == "k8s", rec.name
         assert JOIN in waits_for(r, rec.name), rec.name
     # The one out-of-cluster step, the check over SSH, waits for the control plane as well.
-    assert JOIN in waits_for(r, "addon-smoke-check")
+    assert JOIN in waits_for(r, "w1-smoke-check")
 
 
 def test_kubeconfig_reaches_the_provider_only_as_a_secret() -> None:
@@ -108,7 +110,7 @@ def test_names_unique_and_prefixed() -> None:
     r = run(**EVERYTHING)
     names = [rec.name for rec in r.records]
     assert len(names) == len(set(names))
-    ours = {n for n in names if not n.endswith("-join")} - {"addons", "k8s"}
+    ours = {n for n in names if not n.endswith(("-join", "-smoke-check"))} - {"addons", "k8s"}
     assert all(name.startswith("addon-") for name in ours), ours
     (component,) = [rec for rec in r.records if rec.type == "hakube:index:Addons"]
     assert all(rec.parent == component.urn for rec in r.records if rec.name in ours | {"k8s"})
@@ -149,12 +151,12 @@ def test_smoke_replicas_follow_config(replicas: int) -> None:
     r = run(smokeTestReplicas=replicas)
     deployment = by_name(r)["addon-smoke-deployment"]
     assert deployment.inputs["spec"]["replicas"] == replicas
-    assert f"REPLICAS={replicas}" in by_name(r)["addon-smoke-check"].inputs["create"]
+    assert f"REPLICAS={replicas}" in by_name(r)["w1-smoke-check"].inputs["create"]
 
 
 def test_scaling_reruns_the_check() -> None:
     one, two = by_name(run(smokeTestReplicas=1)), by_name(run(smokeTestReplicas=2))
-    assert one["addon-smoke-check"].inputs["triggers"] != two["addon-smoke-check"].inputs["triggers"]
+    assert one["w1-smoke-check"].inputs["triggers"] != two["w1-smoke-check"].inputs["triggers"]
 
 
 def test_smoke_test_wiring_and_output() -> None:
@@ -170,13 +172,17 @@ def test_smoke_test_wiring_and_output() -> None:
     assert NODEPORT_RANGE[0] <= cfg.SMOKE_NODE_PORT <= NODEPORT_RANGE[1]
     # Pods start only with the CNI, and after the isolation policy is bound.
     assert {"addon-cni", "addon-isolation-binding", "addon-ns-hakube-smoke"} <= waits_for(r, deployment.name)
-    check = records["addon-smoke-check"]
-    assert check.type == "command:remote:Command"
     workers = {"w1-join", "w2-join", "w3-join"}
-    assert {"addon-smoke-deployment", "addon-smoke-service", *workers} <= waits_for(r, check.name)
+    assert workers <= waits_for(r, deployment.name)
+    checks = {name: rec for name, rec in records.items() if name.endswith("-smoke-check")}
+    assert set(checks) == {f"{n}-smoke-check" for n in ("cp1", "cp2", "cp3", "w1", "w2", "w3")}
+    check = records["w2-smoke-check"]
+    assert check.type == "command:remote:Command"
+    assert {"addon-smoke-deployment", "addon-smoke-service", "w2-join"} <= waits_for(r, check.name)
+    assert "w1-join" not in waits_for(r, check.name) - waits_for(r, deployment.name)
     # The provider (and so the CNI) waits for the control plane only, not for the workers.
     assert waits_for(r, "addon-cni") & workers == set()
-    assert "NODE_ADDRESSES='cp1=198.18.0.21 " in check.inputs["create"]
+    assert "NODE_ADDRESSES=w2=198.18.0.42 " in check.inputs["create"]
     assert f"NODE_PORT={cfg.SMOKE_NODE_PORT}" in check.inputs["create"]
     assert is_secret(check.inputs["connection"])
     assert json.loads(r.outputs["smokeTest"])["ok"] is True
@@ -260,6 +266,6 @@ def test_plan_steps_put_every_add_on_after_the_control_plane() -> None:
     r = run(**EVERYTHING)
     steps = waves(resource_table(r))
     step_of = {row["name"]: i for i, step in enumerate(steps) for row in step}
-    for rec in [*in_cluster(r), by_name(r)["addon-smoke-check"]]:
+    for rec in [*in_cluster(r), by_name(r)["w1-smoke-check"]]:
         assert step_of[rec.name] > step_of[JOIN], rec.name
-    assert step_of["addon-smoke-check"] > step_of["addon-smoke-deployment"] > step_of["addon-cni"]
+    assert step_of["w1-smoke-check"] > step_of["addon-smoke-deployment"] > step_of["addon-cni"]

@@ -95,3 +95,14 @@ def test_every_host_script_is_shellcheck_clean() -> None:
     assert scripts, "no host scripts found"
     result = subprocess.run(["shellcheck", "-x", *map(str, scripts)], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stdout
+
+
+@pytest.mark.tool("bash")
+def test_control_plane_nodes_get_etcdctl_once(tmp_path: Path) -> None:
+    host = _fake_host(tmp_path)
+    env = {"KUBERNETES_VERSION": VERSION, "ETCD_CLIENT": "true"}
+    assert host.run("node-prereqs.sh", env=env).returncode == 0
+    assert ["apt-get", "install", "-y", "-q", "etcd-client"] in host.calls()
+    host.clear_calls()
+    assert host.run("node-prereqs.sh", env=env).returncode == 0
+    assert not [c for c in host.calls("apt-get") if c[1] == "install"]

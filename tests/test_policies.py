@@ -339,7 +339,7 @@ def test_stacked_haproxy_never_binds_the_apiserver_port() -> None:
     replace_in(run, "edge2-haproxy", "bind 198.18.4.100:6443", "bind 198.18.4.100:6444", "content")
     found = stack_violations("lb-stacked-ports", run)
     assert found == [("edge2-haproxy", "edge2-haproxy: HAProxy binds port 6444 on edge2, which is kube-apiserver's "
-                                       "bind port (the pair's apiserverPort)")]
+                                       "bind port (its kubeadm config)")]
 
 
 def test_external_lb_nodes_run_no_apiserver() -> None:
@@ -387,20 +387,19 @@ def add_drop(run: MockRun, node: str, suffix: str, path: str, content: str) -> N
 
 
 def with_kubeadm(stack: str, edit: Callable[[str, dict[str, Any]], None] = lambda node, doc: None,
-                 patch: Callable[[str, str], str] = lambda node, target: guaranteed_patch(target)) -> MockRun:
-    """The stack's run plus each control-plane node's kubeadm config, kubelet config and patches."""
+                 patch: Callable[[str, str], str] | None = None) -> MockRun:
+    """The stack's run with each control-plane node's real kubeadm config (Init/JoinConfiguration
+    document) passed through `edit`, and its static-pod patches replaced by `patch` when given."""
     run = run_of(stack)
-    nodes = [n["name"] for n in cluster_copy(stack)["controlPlane"]["nodes"]]
-    for i, node in enumerate(nodes):
-        doc = kubeadm_doc("InitConfiguration" if i == 0 else "JoinConfiguration",
-                          bind_port=6444 if stack == "edge" else None)
-        edit(node, doc)
-        name = "init" if i == 0 else "join"
-        add_drop(run, node, "kubeadm-config", f"/etc/kubernetes/kubeadm/{name}.yaml", yaml.safe_dump(doc))
-        add_drop(run, node, "kubelet-config", "/var/lib/kubelet/hakube-config.yaml", yaml.safe_dump(KUBELET))
-        for target in rules.STATIC_PODS:
-            add_drop(run, node, f"patch-{target}", f"/etc/kubernetes/patches/{target}+strategic.yaml",
-                     patch(node, target))
+    for node in [n["name"] for n in cluster_copy(stack)["controlPlane"]["nodes"]]:
+        drop = rec(run, f"{node}-kubeadm-config")
+        docs = list(yaml.safe_load_all(drop.inputs["content"]))
+        for doc in docs:
+            if doc.get("kind") in ("InitConfiguration", "JoinConfiguration"):
+                edit(node, doc)
+        drop.inputs["content"] = yaml.safe_dump_all(docs)
+        for target in rules.STATIC_PODS if patch else ():
+            rec(run, f"{node}-patch-{target}").inputs["content"] = patch(node, target)
     return run
 
 
@@ -472,7 +471,7 @@ def test_program_kubeadm_configs_pass_and_fail_when_untainted() -> None:
                     "kubeadm config FileDrop")
     for name in ("cp-taint", "cp-static-pod-qos", "cp-cpu-manager", "secrets"):
         assert (stack_violations if name != "secrets" else resource_violations)(name, run) == [], name
-    drop_ = next(r for r in run.records if str(r.inputs.get("path", "")).startswith(rules.KUBEADM_DIR))
+    drop_ = rec(run, "cp2-kubeadm-config")  # a control-plane node's join config
     docs = list(yaml.safe_load_all(drop_.inputs["content"]))
     for doc in docs:
         if isinstance(doc, dict) and doc.get("kind") in ("InitConfiguration", "JoinConfiguration"):

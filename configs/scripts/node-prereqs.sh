@@ -7,6 +7,8 @@
 #   KUBERNETES_VERSION   x.y.z to install (required)
 #   KUBERNETES_APT_SOURCE  optional one-line apt source for the Kubernetes packages; without it the
 #                        host's configured apt sources must offer the pinned version
+#   ETCD_CLIENT          true on control-plane nodes: install etcdctl (etcd-client), which removing
+#                        a control-plane node's etcd member needs (kubeadm ships none on the host)
 #   HAKUBE_ROOT          prefix for every path (tests point it at a scratch root)
 set -euo pipefail
 
@@ -102,6 +104,13 @@ install_kubernetes_packages() {
   log "installed kubelet, kubeadm and kubectl $candidate (held)"
 }
 
+install_etcd_client() {
+  [[ "${ETCD_CLIENT:-false}" == true ]] || return 0
+  [[ -n "$(installed_version etcd-client)" ]] && return 0
+  apt-get install -y -q etcd-client
+  log "installed etcd-client (etcdctl)"
+}
+
 enable_kubelet() {
   systemctl is-enabled --quiet kubelet || systemctl enable kubelet
 }
@@ -111,5 +120,6 @@ load_modules
 apply_sysctls
 configure_containerd
 install_kubernetes_packages
+install_etcd_client
 enable_kubelet
 log "ready for kubeadm $KUBERNETES_VERSION"

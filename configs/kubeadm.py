@@ -1,0 +1,362 @@
+"""kubeadm and kubelet configuration of every node, built as data and dumped with PyYAML.
+
+What lands on a node (`node_files`), all placed before `kubeadm init`/`join` runs:
+- `/etc/kubernetes/kubeadm/init.yaml` on the first control-plane node: InitConfiguration,
+  ClusterConfiguration and the cluster-wide KubeletConfiguration (kubeadm stores the last two in
+  the `kubeadm-config` and `kubelet-config` ConfigMaps that every later join and upgrade reads);
+- `/etc/kubernetes/kubeadm/join.yaml` on every other node: a JoinConfiguration whose secrets are
+  placeholders (`"${JOIN_TOKEN}"`, `"${CA_CERT_HASH}"`, `"${CERTIFICATE_KEY}"`). The file holds no
+  secret; configs/scripts/kubeadm-join.sh substitutes the values from its environment into a 0600
+  file under /run that it deletes after the join, so a secret is never in a file we keep, in a
+  Pulumi input that is not secret, or in any argv;
+- `/etc/kubernetes/patches/`: kubeadm patches, applied by init, join and every upgrade. Per node
+  the kubelet's `reservedSystemCPUs` (kubeletconfiguration target), and on control-plane nodes
+  the four static pods with requests == limits, which puts them in the Guaranteed QoS class.
+
+The kubeadm config API follows `kubernetesVersion`: kubeadm.k8s.io/v1beta4 from 1.31 on, v1beta3
+before. What differs in what hakube writes: v1beta4 `extraArgs`/`kubeletExtraArgs` are lists of
+{name, value} (duplicates allowed), v1beta3 maps them name -> value.
+
+Certificate keys are never rendered: `kubeadm init --upload-certs` makes its own, and each
+control-plane join gets a fresh one from `kubeadm init phase upload-certs --upload-certs` on the
+first node (configs/scripts/kubeadm-token.sh), as kubeadm deletes uploaded certs after two hours.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+from configs.vm import ETCD_MOUNT
+from topology.cpuset import parse_cpuset
+from topology.model import Cluster, ControlPlaneNode, Worker
+
+Node = ControlPlaneNode | Worker
+
+KUBEADM_DIR = "/etc/kubernetes/kubeadm"
+INIT_CONFIG_PATH = f"{KUBEADM_DIR}/init.yaml"
+JOIN_CONFIG_PATH = f"{KUBEADM_DIR}/join.yaml"
+PATCHES_DIR = "/etc/kubernetes/patches"
+# Written by kubeadm at init/join from the kubelet-config ConfigMap plus the node's patch;
+# configs/scripts/kubelet-cpu-manager.sh keeps its CPU manager fields in line afterwards.
+KUBELET_CONFIG_PATH = "/var/lib/kubelet/config.yaml"
+CRI_SOCKET = "unix:///var/run/containerd/containerd.sock"
+KUBELET_API_VERSION = "kubelet.config.k8s.io/v1beta1"
+CONTROL_PLANE_TAINT = {"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}
+# kubeadm init creates a bootstrap token whatever the config says (24 h by default); hakube never
+# uses it (each join gets a fresh one), so it expires soon.
+INIT_TOKEN_TTL = "15m0s"
+CLUSTER_DOMAIN = "cluster.local"
+# The kubelet config's default reservation; every node's patch replaces it with its reservedCpus.
+DEFAULT_RESERVED_CPUS = "0"
+
+# Join secrets: environment variable of kubeadm-join.sh -> the placeholder written in join.yaml.
+JOIN_SECRET_PLACEHOLDERS = {name: f"${{{name}}}" for name in ("JOIN_TOKEN", "CA_CERT_HASH", "CERTIFICATE_KEY")}
+# What kubeadm-token.sh prints (one JSON line) -> kubeadm-join.sh's variable, with the value's shape.
+JOIN_CREDENTIALS = {
+    "token": ("JOIN_TOKEN", re.compile(r"[a-z0-9]{6}\.[a-z0-9]{16}")),
+    "caCertHash": ("CA_CERT_HASH", re.compile(r"sha256:[a-f0-9]{64}")),
+    "certificateKey": ("CERTIFICATE_KEY", re.compile(r"[a-f0-9]{64}")),
+}
+
+STATIC_POD_COMPONENTS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "etcd")
+KUBELET_PATCH_NAME = "kubeletconfiguration+merge.yaml"
+
+
+@dataclass(frozen=True)
+class Size:
+    """CPU in millicores and memory in MiB; used as both request and limit."""
+
+    cpu_milli: int
+    memory_mib: int
+
+
+# Control-plane static pod sizes, largest tier first; a node gets the largest tier that fits.
+# Fits means: CPU sum <= (node CPUs - reservedCpus) * 1000 - NODE_HEADROOM.cpu_milli and memory sum
+# <= node memory - NODE_HEADROOM.memory_mib, so DaemonSets (CNI agent, kube-proxy), the kubelet,
+# containerd and the OS keep room, and the kubelet admits all four pods.
+# Whole CPUs (1000m multiples) get exclusive cores from the static CPU manager. In `small` only the
+# latency-critical apiserver and etcd do; in `minimal` none does: those pods are still Guaranteed
+# (requests == limits) but share the pool, under a CFS quota. Memory limits are hard: an apiserver
+# or etcd above its limit is OOM-killed, so the smaller tiers suit small clusters only (watch
+# `kubectl top pod -n kube-system` and give the nodes more memory before the limits come near).
+STATIC_POD_SIZES: tuple[tuple[str, dict[str, Size]], ...] = (
+    ("large", {"kube-apiserver": Size(2000, 4096), "etcd": Size(2000, 4096),
+               "kube-controller-manager": Size(1000, 1024), "kube-scheduler": Size(1000, 512)}),
+    ("medium", {"kube-apiserver": Size(1000, 2048), "etcd": Size(1000, 2048),
+                "kube-controller-manager": Size(1000, 512), "kube-scheduler": Size(1000, 256)}),
+    ("small", {"kube-apiserver": Size(1000, 1536), "etcd": Size(1000, 1536),
+               "kube-controller-manager": Size(250, 384), "kube-scheduler": Size(150, 192)}),
+    ("minimal", {"kube-apiserver": Size(500, 1024), "etcd": Size(500, 1024),
+                 "kube-controller-manager": Size(200, 256), "kube-scheduler": Size(100, 128)}),
+)
+NODE_HEADROOM = Size(500, 2048)
+# Bare-metal control-plane nodes declare no core count or memory: they are sized as this machine
+# (kubeadm itself needs 2 CPUs and ~1.7 GiB on a control-plane node).
+ASSUMED_BARE_METAL = (4, 8)  # (CPUs, GiB)
+
+
+class _Quoted(str):
+    """A string always written double-quoted (placeholders, cpusets such as "0" that look like numbers)."""
+
+
+class _Dumper(yaml.SafeDumper):
+    pass
+
+
+_Dumper.add_representer(
+    _Quoted, lambda dumper, value: dumper.represent_scalar("tag:yaml.org,2002:str", str(value), style='"')
+)
+
+
+def _dump(*docs: dict[str, Any]) -> str:
+    return yaml.dump_all(docs, Dumper=_Dumper, sort_keys=False, default_flow_style=False)
+
+
+def _args(cluster: Cluster, args: dict[str, str]) -> list[dict[str, str]] | dict[str, str]:
+    """Extra arguments in the shape of the cluster's kubeadm API: v1beta4 lists, v1beta3 maps."""
+    if cluster.kubeadm_api_version.endswith("v1beta4"):
+        return [{"name": name, "value": value} for name, value in args.items()]
+    return dict(args)
+
+
+def _head(cluster: Cluster, kind: str) -> dict[str, Any]:
+    return {"apiVersion": cluster.kubeadm_api_version, "kind": kind}
+
+
+def _is_control_plane(cluster: Cluster, node: Node) -> bool:
+    return any(cp.name == node.name for cp in cluster.control_plane.nodes)
+
+
+def _taints(cluster: Cluster, node: Node) -> list[dict[str, str]]:
+    # An explicit empty list: kubeadm taints a control-plane node when `taints` is absent (null).
+    if _is_control_plane(cluster, node) and not cluster.control_plane.schedulable:
+        return [dict(CONTROL_PLANE_TAINT)]
+    return []
+
+
+def _node_registration(cluster: Cluster, node: Node) -> dict[str, Any]:
+    # node-ip is the address on the nodes network: workers and the CNI reach every node there
+    # (workers have no leg on the control-plane network).
+    return {
+        "name": node.name,
+        "criSocket": CRI_SOCKET,
+        "taints": _taints(cluster, node),
+        "kubeletExtraArgs": _args(cluster, {"node-ip": str(node.address)}),
+    }
+
+
+def _api_endpoint(cluster: Cluster, node: ControlPlaneNode) -> dict[str, Any]:
+    return {"advertiseAddress": str(node.control_plane_address), "bindPort": cluster.apiserver_port}
+
+
+def _endpoint(cluster: Cluster) -> str:
+    return f"{cluster.api_endpoint.vip}:{cluster.api_endpoint.port}"
+
+
+def cert_sans(cluster: Cluster) -> list[str]:
+    """The VIP, then every control-plane node's name and both addresses, each once."""
+    sans = [str(cluster.api_endpoint.vip)]
+    for cp in cluster.control_plane.nodes:
+        sans += [cp.name, str(cp.address), str(cp.control_plane_address)]
+    return list(dict.fromkeys(sans))
+
+
+def cluster_dns(cluster: Cluster) -> str:
+    """CoreDNS's Service address, as kubeadm picks it: the tenth address of the service range."""
+    return str(cluster.network.service_cidr.network_address + 10)
+
+
+def _kubelet_base(cluster: Cluster, reserved_cpus: str) -> dict[str, Any]:
+    # What kubeadm would default, written out so that kubeadm's file and ours agree field by field.
+    return {
+        "apiVersion": KUBELET_API_VERSION,
+        "kind": "KubeletConfiguration",
+        "cgroupDriver": "systemd",
+        "containerRuntimeEndpoint": CRI_SOCKET,
+        # static: Guaranteed pods with whole CPUs get exclusive cores. The policy refuses to start
+        # without a CPU reservation; reservedSystemCPUs is one (and is excluded from exclusive use).
+        "cpuManagerPolicy": "static",
+        "cpuManagerReconcilePeriod": "10s",
+        "reservedSystemCPUs": _Quoted(reserved_cpus),
+        "staticPodPath": "/etc/kubernetes/manifests",
+        "clusterDNS": [cluster_dns(cluster)],
+        "clusterDomain": CLUSTER_DOMAIN,
+        "authentication": {
+            "anonymous": {"enabled": False},
+            "webhook": {"enabled": True},
+            "x509": {"clientCAFile": "/etc/kubernetes/pki/ca.crt"},
+        },
+        "authorization": {"mode": "Webhook"},
+        "rotateCertificates": True,
+        "healthzBindAddress": "127.0.0.1",
+        "healthzPort": 10248,
+    }
+
+
+def kubelet_config(cluster: Cluster, node: Node) -> str:
+    """The node's KubeletConfiguration: the cluster-wide one with the node's reservedSystemCPUs.
+
+    kubeadm writes the equivalent to /var/lib/kubelet/config.yaml at init/join (ConfigMap + the
+    node's patch), adding what it detects on the host (resolvConf under systemd-resolved).
+    """
+    return _dump(_kubelet_base(cluster, node.reserved_cpus))
+
+
+def kubelet_patch(node: Node) -> str:
+    """The node's kubeletconfiguration patch (JSON merge): its reserved CPUs."""
+    return _dump({"reservedSystemCPUs": _Quoted(node.reserved_cpus)})
+
+
+def init_config(cluster: Cluster) -> str:
+    """kubeadm init's configuration for the first control-plane node (no secrets in it)."""
+    first = cluster.first_control_plane
+    init = {
+        **_head(cluster, "InitConfiguration"),
+        "bootstrapTokens": [{
+            "groups": ["system:bootstrappers:kubeadm:default-node-token"],
+            "usages": ["signing", "authentication"],
+            "ttl": INIT_TOKEN_TTL,
+            "description": "kubeadm init's own token; hakube joins use fresh ones",
+        }],
+        "nodeRegistration": _node_registration(cluster, first),
+        "localAPIEndpoint": _api_endpoint(cluster, first),
+        "patches": {"directory": PATCHES_DIR},
+    }
+    network = cluster.network
+    config = {
+        **_head(cluster, "ClusterConfiguration"),
+        "clusterName": cluster.name,
+        "kubernetesVersion": f"v{cluster.kubernetes_version}",
+        "controlPlaneEndpoint": _endpoint(cluster),
+        "networking": {
+            "podSubnet": str(network.pod_cidr),
+            "serviceSubnet": str(network.service_cidr),
+            "dnsDomain": CLUSTER_DOMAIN,
+        },
+        "apiServer": {"certSANs": cert_sans(cluster)},
+        # On VMs this is the mount point of the dedicated etcd disk (configs/vm.py).
+        "etcd": {"local": {"dataDir": ETCD_MOUNT}},
+    }
+    return _dump(init, config, _kubelet_base(cluster, DEFAULT_RESERVED_CPUS))
+
+
+def join_config(cluster: Cluster, node: Node, control_plane: bool) -> str:
+    """kubeadm join's configuration for `node`, with placeholders where the secrets go."""
+    if control_plane and not isinstance(node, ControlPlaneNode):
+        raise ValueError(f"{node.name} is a worker; it cannot join as a control-plane node")
+    secret = {name: _Quoted(text) for name, text in JOIN_SECRET_PLACEHOLDERS.items()}
+    join: dict[str, Any] = {
+        **_head(cluster, "JoinConfiguration"),
+        "discovery": {
+            "bootstrapToken": {
+                "apiServerEndpoint": _endpoint(cluster),
+                "token": secret["JOIN_TOKEN"],
+                # The CA is pinned by its public key hash; never skip the check.
+                "caCertHashes": [secret["CA_CERT_HASH"]],
+                "unsafeSkipCAVerification": False,
+            },
+        },
+        "nodeRegistration": _node_registration(cluster, node),
+        "patches": {"directory": PATCHES_DIR},
+    }
+    if control_plane:
+        assert isinstance(node, ControlPlaneNode)
+        join["controlPlane"] = {
+            "localAPIEndpoint": _api_endpoint(cluster, node),
+            "certificateKey": secret["CERTIFICATE_KEY"],
+        }
+    return _dump(join)
+
+
+def node_capacity(node: ControlPlaneNode) -> tuple[int, int]:
+    """(CPUs, memory GiB) of a control-plane node: declared for VMs, assumed for bare metal."""
+    if node.is_vm and node.cpus is not None and node.memory_gib is not None:
+        return node.cpus, node.memory_gib
+    return ASSUMED_BARE_METAL
+
+
+def _total(sizes: dict[str, Size]) -> Size:
+    return Size(sum(s.cpu_milli for s in sizes.values()), sum(s.memory_mib for s in sizes.values()))
+
+
+def static_pod_budget(node: ControlPlaneNode) -> Size:
+    """What the four control-plane static pods may use together on `node`."""
+    cpus, memory_gib = node_capacity(node)
+    usable = cpus - len(parse_cpuset(node.reserved_cpus))
+    return Size(usable * 1000 - NODE_HEADROOM.cpu_milli, memory_gib * 1024 - NODE_HEADROOM.memory_mib)
+
+
+def static_pod_sizes(node: ControlPlaneNode) -> tuple[str, dict[str, Size]]:
+    """The largest tier of STATIC_POD_SIZES that fits the node's budget."""
+    budget = static_pod_budget(node)
+    for tier, sizes in STATIC_POD_SIZES:
+        total = _total(sizes)
+        if total.cpu_milli <= budget.cpu_milli and total.memory_mib <= budget.memory_mib:
+            return tier, sizes
+    smallest = _total(STATIC_POD_SIZES[-1][1])
+    raise ValueError(
+        f"{node.name}: the control-plane static pods need at least {smallest.cpu_milli}m CPU and"
+        f" {smallest.memory_mib} MiB beyond reservedCpus and the node's headroom ({NODE_HEADROOM.cpu_milli}m,"
+        f" {NODE_HEADROOM.memory_mib} MiB); the node leaves {budget.cpu_milli}m and {budget.memory_mib} MiB"
+    )
+
+
+def _quantity(size: Size) -> dict[str, str]:
+    cpu = f"{size.cpu_milli // 1000}" if size.cpu_milli % 1000 == 0 else f"{size.cpu_milli}m"
+    return {"cpu": _Quoted(cpu), "memory": f"{size.memory_mib}Mi"}
+
+
+def static_pod_patches(cluster: Cluster, node: ControlPlaneNode) -> dict[str, str]:
+    """kubeadm patch file name -> strategic-merge patch giving the component requests == limits."""
+    if not _is_control_plane(cluster, node):
+        raise ValueError(f"{node.name} is not a control-plane node of {cluster.name}")
+    _, sizes = static_pod_sizes(node)
+    patches = {}
+    for component in STATIC_POD_COMPONENTS:
+        resources = _quantity(sizes[component])
+        container = {"name": component, "resources": {"requests": resources, "limits": dict(resources)}}
+        patches[f"{component}+strategic.yaml"] = _dump({"spec": {"containers": [container]}})
+    return patches
+
+
+def node_patches(cluster: Cluster, node: Node) -> dict[str, str]:
+    """Every patch file of the node's /etc/kubernetes/patches: the kubelet's, plus the static pods'."""
+    patches = {KUBELET_PATCH_NAME: kubelet_patch(node)}
+    if isinstance(node, ControlPlaneNode):
+        patches.update(static_pod_patches(cluster, node))
+    return patches
+
+
+def node_files(cluster: Cluster, node: Node) -> dict[str, str]:
+    """Absolute path on the node -> content, for every file placed before kubeadm init or join."""
+    if node.name == cluster.first_control_plane.name:
+        files = {INIT_CONFIG_PATH: init_config(cluster)}
+    else:
+        files = {JOIN_CONFIG_PATH: join_config(cluster, node, control_plane=isinstance(node, ControlPlaneNode))}
+    files.update({f"{PATCHES_DIR}/{name}": text for name, text in node_patches(cluster, node).items()})
+    return files
+
+
+def join_credentials(stdout: str, control_plane: bool) -> dict[str, str]:
+    """kubeadm-token.sh's JSON line -> kubeadm-join.sh's secret environment.
+
+    Errors never quote the values: this runs on secrets.
+    """
+    try:
+        data = json.loads(stdout.strip().splitlines()[-1])
+    except (IndexError, ValueError):
+        raise ValueError("kubeadm-token.sh printed no JSON line") from None
+    wanted = [key for key in JOIN_CREDENTIALS if control_plane or key != "certificateKey"]
+    env = {}
+    for key in wanted:
+        name, shape = JOIN_CREDENTIALS[key]
+        value = data.get(key)
+        if not isinstance(value, str) or not shape.fullmatch(value):
+            raise ValueError(f"kubeadm-token.sh's {key} is missing or malformed")
+        env[name] = value
+    return env

@@ -1,0 +1,408 @@
+"""kubeadm init/join configs, kubelet configs and static-pod patches of every committed stack.
+
+kubeadm itself is no Debian package, so the files are checked structurally: parsed back, every key
+looked up in the fields kubeadm's v1beta3/v1beta4 types declare, and the values asserted against
+the topology. The patches are applied (strategic merge by container name, as kubeadm does) to the
+resource stanza kubeadm's own manifests carry, and the result must be in the Guaranteed QoS class.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+import yaml
+
+from configs import kubeadm
+from dryrun.mockrun import REPO
+from topology import Cluster, ControlPlaneNode, load_stack_file
+from topology.cpuset import parse_cpuset
+
+STACKS = {name: load_stack_file(REPO / f"Pulumi.{name}.yaml") for name in ("dev", "edge", "prod")}
+CP_NODES = [(stack, node) for stack, cluster in STACKS.items() for node in cluster.control_plane.nodes]
+CP_IDS = [f"{stack}-{node.name}" for stack, node in CP_NODES]
+
+# Fields of the kubeadm types hakube writes (json tags of cmd/kubeadm/app/apis/kubeadm/<v>/types.go
+# and bootstraptoken/v1); a typo or a field of the other version fails the lookup.
+_COMMON = {
+    "InitConfiguration": {"apiVersion", "kind", "bootstrapTokens", "nodeRegistration", "localAPIEndpoint",
+                          "certificateKey", "skipPhases", "patches"},
+    "ClusterConfiguration": {"apiVersion", "kind", "etcd", "networking", "kubernetesVersion", "controlPlaneEndpoint",
+                             "apiServer", "controllerManager", "scheduler", "dns", "certificatesDir",
+                             "imageRepository", "featureGates", "clusterName"},
+    "JoinConfiguration": {"apiVersion", "kind", "nodeRegistration", "caCertPath", "discovery", "controlPlane",
+                          "skipPhases", "patches"},
+    "nodeRegistration": {"name", "criSocket", "taints", "kubeletExtraArgs", "ignorePreflightErrors",
+                         "imagePullPolicy"},
+    "bootstrapTokens": {"token", "description", "ttl", "expires", "usages", "groups"},
+    "localAPIEndpoint": {"advertiseAddress", "bindPort"},
+    "patches": {"directory"},
+    "networking": {"serviceSubnet", "podSubnet", "dnsDomain"},
+    "etcd": {"local", "external"},
+    "local": {"imageRepository", "imageTag", "dataDir", "extraArgs", "serverCertSANs", "peerCertSANs"},
+    "apiServer": {"extraArgs", "extraVolumes", "certSANs"},
+    "discovery": {"bootstrapToken", "file", "tlsBootstrapToken"},
+    "bootstrapToken": {"token", "apiServerEndpoint", "caCertHashes", "unsafeSkipCAVerification"},
+    "controlPlane": {"localAPIEndpoint", "certificateKey"},
+    "taints": {"key", "value", "effect", "timeAdded"},
+}
+KNOWN_FIELDS = {
+    "v1beta3": {**_COMMON, "apiServer": _COMMON["apiServer"] | {"timeoutForControlPlane"},
+                "discovery": _COMMON["discovery"] | {"timeout"}},
+    "v1beta4": {**_COMMON,
+                "InitConfiguration": _COMMON["InitConfiguration"] | {"dryRun", "timeouts"},
+                "JoinConfiguration": _COMMON["JoinConfiguration"] | {"dryRun", "timeouts"},
+                "ClusterConfiguration": _COMMON["ClusterConfiguration"] | {
+                    "proxy", "encryptionAlgorithm", "certificateValidityPeriod", "caCertificateValidityPeriod"},
+                "nodeRegistration": _COMMON["nodeRegistration"] | {"imagePullSerial"},
+                "apiServer": _COMMON["apiServer"] | {"extraEnvs"},
+                "local": _COMMON["local"] | {"extraEnvs"},
+                "kubeletExtraArgs": {"name", "value"}},
+}
+TOKEN_LIKE = re.compile(r"[a-z0-9]{6}\.[a-z0-9]{16}|[a-f0-9]{64}")
+
+
+def _docs(text: str) -> dict[str, dict[str, Any]]:
+    return {doc["kind"]: doc for doc in yaml.safe_load_all(text)}
+
+
+def _unknown_fields(version: str, section: str, value: Any) -> list[str]:
+    """Keys below `section` that the kubeadm type does not declare (maps of args are free-form)."""
+    known = KNOWN_FIELDS[version]
+    if isinstance(value, list):
+        return [bad for item in value for bad in _unknown_fields(version, section, item)]
+    if not isinstance(value, dict) or section not in known:
+        return []
+    bad = [f"{section}.{key}" for key in value if key not in known[section]]
+    return bad + [b for key, sub in value.items() for b in _unknown_fields(version, key, sub)]
+
+
+def _with(cluster: Cluster, **changes: Any) -> Cluster:
+    return cluster.model_copy(update=changes)
+
+
+def _with_version(cluster: Cluster, version: str) -> Cluster:
+    return _with(cluster, kubernetes_version=version)
+
+
+def _cp_join(cluster: Cluster, index: int) -> dict[str, Any]:
+    return yaml.safe_load(kubeadm.join_config(cluster, cluster.control_plane.nodes[index], control_plane=True))
+
+
+# ---------------------------------------------------------------------------------------------
+# init and join configuration
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_field_is_one_kubeadm_declares(stack: str) -> None:
+    cluster = STACKS[stack]
+    version = cluster.kubeadm_api_version.rsplit("/", 1)[1]
+    texts = [kubeadm.init_config(cluster)] + [
+        kubeadm.join_config(cluster, node, control_plane=isinstance(node, ControlPlaneNode))
+        for node in [*cluster.control_plane.nodes[1:], *cluster.workers]
+    ]
+    for text in texts:
+        for kind, doc in _docs(text).items():
+            if kind != "KubeletConfiguration":
+                assert _unknown_fields(version, kind, doc) == [], kind
+
+
+@pytest.mark.parametrize(("stack", "endpoint", "bind_port"), [
+    ("dev", "198.18.0.100:6443", 6443),  # external LB pair: the apiserver owns the endpoint port
+    ("edge", "198.18.4.100:6443", 6444),  # stacked: HAProxy has 6443 on the same nodes
+])
+def test_endpoint_and_apiserver_bind_port(stack: str, endpoint: str, bind_port: int) -> None:
+    cluster = STACKS[stack]
+    docs = _docs(kubeadm.init_config(cluster))
+    assert docs["ClusterConfiguration"]["controlPlaneEndpoint"] == endpoint
+    first = cluster.first_control_plane
+    assert docs["InitConfiguration"]["localAPIEndpoint"] == {
+        "advertiseAddress": str(first.control_plane_address), "bindPort": bind_port}
+    for index, node in enumerate(cluster.control_plane.nodes[1:], start=1):
+        join = _cp_join(cluster, index)
+        assert join["controlPlane"]["localAPIEndpoint"] == {
+            "advertiseAddress": str(node.control_plane_address), "bindPort": bind_port}
+        assert join["discovery"]["bootstrapToken"]["apiServerEndpoint"] == endpoint
+
+
+def test_cluster_configuration_of_dev() -> None:
+    cluster = STACKS["dev"]
+    config = _docs(kubeadm.init_config(cluster))["ClusterConfiguration"]
+    assert config["kubernetesVersion"] == "v1.31.4"
+    assert config["clusterName"] == "dev"
+    assert config["networking"] == {"podSubnet": "10.244.0.0/16", "serviceSubnet": "10.96.0.0/12",
+                                     "dnsDomain": "cluster.local"}
+    assert config["etcd"] == {"local": {"dataDir": "/var/lib/etcd"}}
+    sans = config["apiServer"]["certSANs"]
+    assert sans[0] == "198.18.0.100"
+    for name, addr, cp_addr in (("cp1", 21, 21), ("cp2", 22, 22), ("cp3", 23, 23)):
+        assert {name, f"198.18.0.{addr}", f"198.18.1.{cp_addr}"} <= set(sans)
+    assert len(sans) == len(set(sans)) == 10
+    assert "198.18.0.41" not in sans  # workers are no apiserver
+
+
+@pytest.mark.parametrize(("version", "api", "args"), [
+    ("1.29.10", "kubeadm.k8s.io/v1beta3", {"node-ip": "198.18.0.21"}),
+    ("1.30.5", "kubeadm.k8s.io/v1beta3", {"node-ip": "198.18.0.21"}),
+    ("1.31.0", "kubeadm.k8s.io/v1beta4", [{"name": "node-ip", "value": "198.18.0.21"}]),
+    ("1.33.1", "kubeadm.k8s.io/v1beta4", [{"name": "node-ip", "value": "198.18.0.21"}]),
+])
+def test_api_version_and_extra_args_shape_follow_the_version(version: str, api: str, args: Any) -> None:
+    cluster = _with_version(STACKS["dev"], version)
+    docs = _docs(kubeadm.init_config(cluster))
+    assert docs["InitConfiguration"]["apiVersion"] == docs["ClusterConfiguration"]["apiVersion"] == api
+    assert docs["InitConfiguration"]["nodeRegistration"]["kubeletExtraArgs"] == args
+    assert docs["ClusterConfiguration"]["kubernetesVersion"] == f"v{version}"
+    worker = yaml.safe_load(kubeadm.join_config(cluster, cluster.workers[0], control_plane=False))
+    assert worker["apiVersion"] == api
+    assert isinstance(worker["nodeRegistration"]["kubeletExtraArgs"], type(args))
+    version_key = api.rsplit("/", 1)[1]
+    assert _unknown_fields(version_key, "InitConfiguration", docs["InitConfiguration"]) == []
+
+
+def test_node_registration_of_every_node() -> None:
+    cluster = STACKS["dev"]
+    init = _docs(kubeadm.init_config(cluster))["InitConfiguration"]
+    assert init["nodeRegistration"]["name"] == "cp1"
+    assert init["nodeRegistration"]["criSocket"] == "unix:///var/run/containerd/containerd.sock"
+    assert init["patches"] == {"directory": "/etc/kubernetes/patches"}
+    for worker in cluster.workers:
+        join = yaml.safe_load(kubeadm.join_config(cluster, worker, control_plane=False))
+        assert join["nodeRegistration"]["name"] == worker.name
+        assert join["nodeRegistration"]["kubeletExtraArgs"] == [{"name": "node-ip", "value": str(worker.address)}]
+        assert join["patches"] == {"directory": "/etc/kubernetes/patches"}
+        assert "controlPlane" not in join
+
+
+def test_control_plane_taint_in_dev_and_none_on_a_schedulable_edge() -> None:
+    taint = [{"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}]
+    dev = STACKS["dev"]
+    assert _docs(kubeadm.init_config(dev))["InitConfiguration"]["nodeRegistration"]["taints"] == taint
+    assert _cp_join(dev, 1)["nodeRegistration"]["taints"] == taint
+    worker = yaml.safe_load(kubeadm.join_config(dev, dev.workers[0], control_plane=False))
+    assert worker["nodeRegistration"]["taints"] == []
+
+    edge = STACKS["edge"]
+    assert edge.control_plane.schedulable
+    # An explicit empty list: kubeadm would add the taint for a missing (null) one.
+    assert _docs(kubeadm.init_config(edge))["InitConfiguration"]["nodeRegistration"]["taints"] == []
+    assert _cp_join(edge, 2)["nodeRegistration"]["taints"] == []
+
+    tainted_edge = _with(edge, control_plane=edge.control_plane.model_copy(update={"schedulable": False}))
+    assert _docs(kubeadm.init_config(tainted_edge))["InitConfiguration"]["nodeRegistration"]["taints"] == taint
+
+
+def test_join_configs_carry_placeholders_never_secrets() -> None:
+    cluster = STACKS["dev"]
+    worker = yaml.safe_load(kubeadm.join_config(cluster, cluster.workers[0], control_plane=False))
+    token = worker["discovery"]["bootstrapToken"]
+    assert token["token"] == "${JOIN_TOKEN}"
+    assert token["caCertHashes"] == ["${CA_CERT_HASH}"]
+    assert token["unsafeSkipCAVerification"] is False
+    assert _cp_join(cluster, 1)["controlPlane"]["certificateKey"] == "${CERTIFICATE_KEY}"
+    every_file = [text for stack in STACKS.values() for node in [*stack.control_plane.nodes, *stack.workers]
+                  for text in kubeadm.node_files(stack, node).values()]
+    assert not [text for text in every_file if TOKEN_LIKE.search(text)]
+    assert not any("certificateKey" in text for text in (kubeadm.init_config(s) for s in STACKS.values()))
+
+
+def test_a_worker_cannot_join_as_control_plane() -> None:
+    cluster = STACKS["dev"]
+    with pytest.raises(ValueError, match="w1 is a worker"):
+        kubeadm.join_config(cluster, cluster.workers[0], control_plane=True)
+
+
+def test_init_token_expires_soon() -> None:
+    init = _docs(kubeadm.init_config(STACKS["prod"]))["InitConfiguration"]
+    (token,) = init["bootstrapTokens"]
+    assert "token" not in token  # kubeadm generates it; hakube never uses it
+    assert token["ttl"] == "15m0s"
+
+
+# ---------------------------------------------------------------------------------------------
+# kubelet
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_kubelet_configuration(stack: str) -> None:
+    cluster = STACKS[stack]
+    cluster_wide = _docs(kubeadm.init_config(cluster))["KubeletConfiguration"]
+    for node in [*cluster.control_plane.nodes, *cluster.workers]:
+        config = yaml.safe_load(kubeadm.kubelet_config(cluster, node))
+        assert config["apiVersion"] == "kubelet.config.k8s.io/v1beta1"
+        assert config["cgroupDriver"] == "systemd"
+        assert config["cpuManagerPolicy"] == "static"
+        assert config["reservedSystemCPUs"] == node.reserved_cpus  # a string, also for "0"
+        assert parse_cpuset(config["reservedSystemCPUs"])  # the static policy needs a reservation
+        assert config["clusterDNS"] == ["10.96.0.10"]
+        assert config["authentication"]["anonymous"] == {"enabled": False}
+        assert config["authorization"] == {"mode": "Webhook"}
+        # The cluster-wide document plus the node's patch is the node's configuration.
+        patch = yaml.safe_load(kubeadm.node_patches(cluster, node)[kubeadm.KUBELET_PATCH_NAME])
+        assert {**cluster_wide, **patch} == config
+
+
+def test_edge_nodes_reserve_two_cpus() -> None:
+    edge = STACKS["edge"]
+    assert {yaml.safe_load(kubeadm.kubelet_config(edge, n))["reservedSystemCPUs"]
+            for n in edge.control_plane.nodes} == {"0-1"}
+
+
+# ---------------------------------------------------------------------------------------------
+# static pod patches
+
+# The resources of kubeadm's own static pod manifests (cmd/kubeadm/app/phases/controlplane, etcd).
+KUBEADM_DEFAULT_RESOURCES = {
+    "kube-apiserver": {"requests": {"cpu": "250m"}},
+    "kube-controller-manager": {"requests": {"cpu": "200m"}},
+    "kube-scheduler": {"requests": {"cpu": "100m"}},
+    "etcd": {"requests": {"cpu": "100m", "memory": "100Mi"}},
+}
+
+
+def _merge(base: Any, patch: Any) -> Any:
+    """Strategic merge, enough for pods: maps merge, `containers` merge by name."""
+    if isinstance(base, dict) and isinstance(patch, dict):
+        return {**base, **{k: _merge(base.get(k), v) for k, v in patch.items()}}
+    if isinstance(base, list) and isinstance(patch, list) and all("name" in c for c in base + patch):
+        merged = {c["name"]: c for c in base}
+        for c in patch:
+            merged[c["name"]] = _merge(merged.get(c["name"]), c)
+        return list(merged.values())
+    return patch
+
+
+def _qos_class(pod: dict[str, Any]) -> str:
+    """Kubernetes' rule (pkg/apis/core/helper/qos): Guaranteed when every container has cpu and
+    memory limits and its requests equal them."""
+    containers = pod["spec"]["containers"]
+    if all(set(c["resources"].get("limits", {})) >= {"cpu", "memory"}
+           and c["resources"].get("requests", c["resources"]["limits"]) == c["resources"]["limits"]
+           for c in containers):
+        return "Guaranteed"
+    return "Burstable"
+
+
+def _millicores(quantity: str) -> int:
+    return int(quantity[:-1]) if quantity.endswith("m") else int(quantity) * 1000
+
+
+def _mib(quantity: str) -> int:
+    assert quantity.endswith("Mi"), quantity
+    return int(quantity[:-2])
+
+
+@pytest.mark.parametrize(("stack", "node"), CP_NODES, ids=CP_IDS)
+def test_patches_make_every_static_pod_guaranteed(stack: str, node: ControlPlaneNode) -> None:
+    patches = kubeadm.static_pod_patches(STACKS[stack], node)
+    assert sorted(patches) == sorted(f"{c}+strategic.yaml" for c in kubeadm.STATIC_POD_COMPONENTS)
+    for component, default in KUBEADM_DEFAULT_RESOURCES.items():
+        manifest = {"spec": {"containers": [{"name": component, "image": "x", "resources": default}]}}
+        assert _qos_class(manifest) == "Burstable"
+        patched = _merge(manifest, yaml.safe_load(patches[f"{component}+strategic.yaml"]))
+        (container,) = patched["spec"]["containers"]
+        assert container["image"] == "x"  # merged into kubeadm's container, not a second one
+        assert container["resources"]["requests"] == container["resources"]["limits"]
+        assert _qos_class(patched) == "Guaranteed", component
+
+
+@pytest.mark.parametrize(("stack", "node"), CP_NODES, ids=CP_IDS)
+def test_static_pods_fit_the_node(stack: str, node: ControlPlaneNode) -> None:
+    cpus, memory_gib = kubeadm.node_capacity(node)
+    resources = [yaml.safe_load(text)["spec"]["containers"][0]["resources"]["limits"]
+                 for text in kubeadm.static_pod_patches(STACKS[stack], node).values()]
+    cpu = sum(_millicores(r["cpu"]) for r in resources)
+    memory = sum(_mib(r["memory"]) for r in resources)
+    usable_cpu = (cpus - len(parse_cpuset(node.reserved_cpus))) * 1000
+    # Room stays for DaemonSets and the OS on top of the four pods.
+    assert cpu + kubeadm.NODE_HEADROOM.cpu_milli <= usable_cpu
+    assert memory + kubeadm.NODE_HEADROOM.memory_mib <= memory_gib * 1024
+    # The apiserver and etcd always get whole cores when there are enough for them.
+    apiserver = yaml.safe_load(kubeadm.static_pod_patches(STACKS[stack], node)["kube-apiserver+strategic.yaml"])
+    if usable_cpu >= 3000:
+        assert _millicores(apiserver["spec"]["containers"][0]["resources"]["limits"]["cpu"]) % 1000 == 0
+
+
+def test_tiers_by_node_size() -> None:
+    dev, edge, prod = STACKS["dev"], STACKS["edge"], STACKS["prod"]
+    assert kubeadm.static_pod_sizes(dev.control_plane.nodes[0])[0] == "small"  # 4 vCPUs, 1 reserved
+    assert kubeadm.static_pod_sizes(prod.control_plane.nodes[0])[0] == "medium"  # 6 vCPUs, 1 reserved
+    assert kubeadm.static_pod_sizes(edge.control_plane.nodes[0])[0] == "minimal"  # assumed 4 cores, 2 reserved
+    big = dev.control_plane.nodes[0].model_copy(update={"cpus": 12, "memory_gib": 32})
+    tier, sizes = kubeadm.static_pod_sizes(big)
+    assert tier == "large" and all(s.cpu_milli % 1000 == 0 for s in sizes.values())
+    tiny = dev.control_plane.nodes[0].model_copy(update={"cpus": 2})
+    with pytest.raises(ValueError, match="cp1: the control-plane static pods need at least 1300m"):
+        kubeadm.static_pod_sizes(tiny)
+
+
+def test_every_tier_sizes_every_component_and_shrinks() -> None:
+    totals = []
+    for _, sizes in kubeadm.STATIC_POD_SIZES:
+        assert set(sizes) == set(kubeadm.STATIC_POD_COMPONENTS)
+        totals.append((sum(s.cpu_milli for s in sizes.values()), sum(s.memory_mib for s in sizes.values())))
+    assert totals == sorted(totals, reverse=True) and len(set(totals)) == len(totals)
+
+
+def test_static_pod_patches_refuse_a_worker() -> None:
+    dev = STACKS["dev"]
+    stranger = dev.control_plane.nodes[0].model_copy(update={"name": "cp9"})
+    with pytest.raises(ValueError, match="cp9 is not a control-plane node"):
+        kubeadm.static_pod_patches(dev, stranger)
+
+
+# ---------------------------------------------------------------------------------------------
+# what each node receives
+
+
+def test_node_files() -> None:
+    dev = STACKS["dev"]
+    patch_dir = "/etc/kubernetes/patches/"
+    first = kubeadm.node_files(dev, dev.control_plane.nodes[0])
+    assert set(first) == {kubeadm.INIT_CONFIG_PATH, *(patch_dir + name for name in (
+        "kubeletconfiguration+merge.yaml", "kube-apiserver+strategic.yaml", "kube-controller-manager+strategic.yaml",
+        "kube-scheduler+strategic.yaml", "etcd+strategic.yaml"))}
+    second = kubeadm.node_files(dev, dev.control_plane.nodes[1])
+    assert kubeadm.JOIN_CONFIG_PATH in second and kubeadm.INIT_CONFIG_PATH not in second
+    assert "controlPlane" in yaml.safe_load(second[kubeadm.JOIN_CONFIG_PATH])
+    worker = kubeadm.node_files(dev, dev.workers[0])
+    assert set(worker) == {kubeadm.JOIN_CONFIG_PATH, patch_dir + "kubeletconfiguration+merge.yaml"}
+
+
+def test_adding_a_worker_changes_no_other_nodes_files() -> None:
+    dev = STACKS["dev"]
+    more = _with(dev, workers=[*dev.workers, dev.workers[0].model_copy(update={"name": "w4"})])
+    for node in [*dev.control_plane.nodes, *dev.workers]:
+        assert kubeadm.node_files(more, node) == kubeadm.node_files(dev, node), node.name
+
+
+# ---------------------------------------------------------------------------------------------
+# join credentials
+
+TOKEN = "abcdef.0123456789abcdef"
+HASH = "sha256:" + "a1" * 32
+KEY = "0f" * 32
+
+
+def test_join_credentials_become_the_join_scripts_environment() -> None:
+    line = f'{{"token":"{TOKEN}","caCertHash":"{HASH}","certificateKey":"{KEY}"}}\n'
+    assert kubeadm.join_credentials(line, control_plane=True) == {
+        "JOIN_TOKEN": TOKEN, "CA_CERT_HASH": HASH, "CERTIFICATE_KEY": KEY}
+    assert kubeadm.join_credentials(line, control_plane=False) == {"JOIN_TOKEN": TOKEN, "CA_CERT_HASH": HASH}
+    assert set(kubeadm.JOIN_SECRET_PLACEHOLDERS) == {"JOIN_TOKEN", "CA_CERT_HASH", "CERTIFICATE_KEY"}
+
+
+@pytest.mark.parametrize("line", [
+    "", "not json", f'{{"token":"{TOKEN}"}}', f'{{"token":"{TOKEN}x","caCertHash":"{HASH}"}}',
+    f'{{"token":"{TOKEN}","caCertHash":"{HASH[7:]}"}}',
+])
+def test_malformed_join_credentials_are_refused_without_echoing_them(line: str) -> None:
+    with pytest.raises(ValueError) as err:
+        kubeadm.join_credentials(line, control_plane=False)
+    assert TOKEN not in str(err.value) and HASH[7:] not in str(err.value)
+
+
+def test_a_control_plane_join_needs_a_certificate_key() -> None:
+    with pytest.raises(ValueError, match="certificateKey is missing"):
+        kubeadm.join_credentials(f'{{"token":"{TOKEN}","caCertHash":"{HASH}"}}', control_plane=True)
