@@ -11,13 +11,16 @@ from components.kubeadm import KubeadmCluster
 from components.loadbalancer import LoadBalancerPair
 from components.node import Node
 from components.remote import Host, connect
+from components.upgrade import Upgrades
 from topology import Cluster
+from topology.bootstrap import Bootstrap
 
 
 class HakubeCluster(Component):
     """Root component: hosts first, then the API endpoint, then kubeadm, then add-ons."""
 
-    def __init__(self, cluster: Cluster, ssh_private_key: pulumi.Output[str]) -> None:
+    def __init__(self, cluster: Cluster, ssh_private_key: pulumi.Output[str], roles: Bootstrap | None = None,
+                 previous_version: str | None = None) -> None:
         props = {
             "name": cluster.name, "profile": cluster.profile, "kubernetesVersion": cluster.kubernetes_version,
             "controlPlaneCount": len(cluster.control_plane.nodes),
@@ -43,20 +46,25 @@ class HakubeCluster(Component):
             self.nodes[worker.name] = Node(worker.name, cluster, self.host(worker.name, str(worker.address)),
                                            "worker", opts=child)
 
+        lb_hosts = {
+            n.name: self.nodes[n.name].host if n.name in self.nodes else self.host(n.name, str(cluster.lb_address(n)))
+            for n in cluster.load_balancer.nodes
+        }
         self.load_balancer = LoadBalancerPair(
-            cluster,
-            {n.name: self.nodes[n.name].host if n.name in self.nodes else self.host(n.name, str(cluster.lb_address(n)))
-             for n in cluster.load_balancer.nodes},
+            cluster, lb_hosts,
             after={name: [node.prerequisites] for name, node in self.nodes.items()},
             opts=child,
         )
-        self.kubeadm = KubeadmCluster(cluster, self.nodes, lb_ready=self.load_balancer.ready)
+        self.kubeadm = KubeadmCluster(cluster, self.nodes, lb_ready=self.load_balancer.ready, roles=roles)
         self.kubeconfig = self.kubeadm.kubeconfig
         first = cluster.first_control_plane
         targets = [SmokeTarget(name, node.host.address, self.kubeadm.joins.get(name), node)
                    for name, node in self.nodes.items()]
         self.addons = Addons(cluster, self.kubeconfig, [self.kubeadm.last_control_plane],
                              self.nodes[first.name].host, targets, child)
+        # Version changes and certificate renewal, each node once it has joined (components/upgrade.py).
+        self.upgrades = Upgrades(cluster, self.nodes, lb_hosts, joined=self.kubeadm.kubelets,
+                                 previous_version=previous_version)
         self.finish()
 
     def host(self, name: str, address: str) -> Host:

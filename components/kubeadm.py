@@ -17,6 +17,7 @@ from components.node import Node
 from components.remote import FileDrop, run_script
 from configs import kubeadm
 from topology import Cluster, ControlPlaneNode, Worker
+from topology.bootstrap import Bootstrap
 
 KubeNode = ControlPlaneNode | Worker
 # hakube's record of the node's kubelet configuration; kubelet-cpu-manager.sh applies its CPU
@@ -33,11 +34,16 @@ def _drop_name(node: str, path: str) -> str:
     return f"{node}-patch-{path.rsplit('/', 1)[-1].split('+', 1)[0]}"
 
 
-def place_files(cluster: Cluster, spec: KubeNode, node: Node) -> list[pulumi.Resource]:
+def place_files(cluster: Cluster, spec: KubeNode, node: Node, *, runs_init: bool) -> list[pulumi.Resource]:
     """The node's kubeadm config and patches; returns what kubeadm must wait for."""
-    files = {**kubeadm.node_files(cluster, spec), KUBELET_RECORD_PATH: kubeadm.kubelet_config(cluster, spec)}
+    files = {**kubeadm.node_files(cluster, spec, runs_init),
+             KUBELET_RECORD_PATH: kubeadm.kubelet_config(cluster, spec)}
     drops = [
         FileDrop(_drop_name(spec.name, path), node.host, path, content, mode="0600",
+                 # init.yaml is read by `kubeadm init` only (afterwards the cluster keeps its
+                 # ClusterConfiguration in the kubeadm-config ConfigMap): it stays as init read it,
+                 # so adding a control-plane node (certSANs) does not touch the init node.
+                 write_once=path == kubeadm.INIT_CONFIG_PATH,
                  # Placed once the host is prepared (directories, kubeadm installed).
                  opts=pulumi.ResourceOptions(parent=node, depends_on=[node.prerequisites]))
         for path, content in files.items()
@@ -45,42 +51,72 @@ def place_files(cluster: Cluster, spec: KubeNode, node: Node) -> list[pulumi.Res
     return [drop.command for drop in drops]
 
 
+# Steps whose delete resets or removes a node must never be *replaced* (a replacement runs the
+# old one's delete): a changed script changes `create`, which runs it again as an update instead.
+KEEP = ["triggers"]
+
+
 class KubeadmCluster:
-    """Wires the kubeadm steps onto the nodes; holds no resource of its own."""
+    """Wires the kubeadm steps onto the nodes; holds no resource of its own.
 
-    def __init__(self, cluster: Cluster, nodes: Mapping[str, Node], *, lb_ready: Sequence[pulumi.Resource]) -> None:
+    `roles` (topology/bootstrap.py) name the node that ran `kubeadm init` (None once it was removed)
+    and the admin node, controlPlane.nodes[0], where credentials, membership checks and removals
+    and the admin kubeconfig run. Every other control-plane node joins.
+    """
+
+    def __init__(self, cluster: Cluster, nodes: Mapping[str, Node], *, lb_ready: Sequence[pulumi.Resource],
+                 roles: Bootstrap | None = None) -> None:
         self.cluster = cluster
-        first_spec = cluster.first_control_plane
-        first = nodes[first_spec.name]
-        self.first_host = first.host
-        files = {spec.name: place_files(cluster, spec, nodes[spec.name]) for spec in self._specs()}
+        admin = cluster.first_control_plane.name
+        roles = roles or Bootstrap(init_node=admin, admin_node=admin)
+        self.first_host = nodes[roles.admin_node].host
+        files = {spec.name: place_files(cluster, spec, nodes[spec.name], runs_init=spec.name == roles.init_node)
+                 for spec in self._specs()}
+        self.kubelets: dict[str, pulumi.Resource] = {}
+        self.joins: dict[str, pulumi.Resource] = {}
+        self._first_member: pulumi.Resource | None = None
 
-        self.init = run_script(
-            "kubeadm-init", first.host, "kubeadm-init.sh",
-            delete_scripts=["node-reset.sh"],
-            # The VIP must answer before init: kubeadm waits on controlPlaneEndpoint.
-            opts=pulumi.ResourceOptions(parent=first, depends_on=[*files[first_spec.name], *lb_ready]),
-        )
-        self.kubelets = {first_spec.name: self._kubelet(first_spec, first, self.init)}
+        self.init: pulumi.Resource | None = None
+        if roles.init_node is not None:
+            init_node = nodes[roles.init_node]
+            self.init = run_script(
+                "kubeadm-init", init_node.host, "kubeadm-init.sh",
+                delete_scripts=["node-reset.sh"], ignore_changes=KEEP,
+                # The VIP must answer before init: kubeadm waits on controlPlaneEndpoint.
+                opts=pulumi.ResourceOptions(parent=init_node, depends_on=[*files[roles.init_node], *lb_ready]),
+            )
+            joined = self.init
+            if roles.init_node != roles.admin_node:
+                # Promoted: the init node is removed like any member, from the admin node.
+                joined = self._membership(roles.init_node, init_node, self.init, control_plane=True)
+            self.kubelets[roles.init_node] = self._kubelet(self._spec(roles.init_node), init_node, joined)
 
         # Control-plane joins one at a time: etcd grows by one member, and is healthy, before the next.
-        previous: pulumi.Resource = self.init
-        self.joins: dict[str, pulumi.Resource] = {}
-        for spec in cluster.control_plane.nodes[1:]:
-            previous = self._join(spec, nodes[spec.name], files[spec.name], after=previous, control_plane=True)
+        previous = self.init
+        for spec in cluster.control_plane.nodes:
+            if spec.name != roles.init_node:
+                previous = self._join(spec, nodes[spec.name], files[spec.name], after=previous, control_plane=True)
+        assert previous is not None
         self.last_control_plane = previous
-        # Workers in parallel: each waits only for init (which waited for the LB) and itself.
+        # Workers in parallel: each waits only for init (which waited for the LB), or once the init
+        # node is gone for the first control-plane join, and for its own files.
+        anchor = self.init or self._first_member
+        assert anchor is not None
         for spec in cluster.workers:
-            self._join(spec, nodes[spec.name], files[spec.name], after=self.init, control_plane=False)
+            self._join(spec, nodes[spec.name], files[spec.name], after=anchor, control_plane=False)
 
         kubeconfig_cmd = run_script(
-            "admin-kubeconfig", first.host, "admin-kubeconfig.sh", secret_stdout=True,
-            opts=pulumi.ResourceOptions(parent=first, depends_on=[self.init]),
+            "admin-kubeconfig", self.first_host, "admin-kubeconfig.sh", secret_stdout=True,
+            opts=pulumi.ResourceOptions(parent=nodes[roles.admin_node],
+                                        depends_on=[self.init or self.joins[roles.admin_node]]),
         )
         self.kubeconfig: pulumi.Output[str] = pulumi.Output.secret(kubeconfig_cmd.stdout)
 
     def _specs(self) -> list[KubeNode]:
         return [*self.cluster.control_plane.nodes, *self.cluster.workers]
+
+    def _spec(self, name: str) -> KubeNode:
+        return next(spec for spec in self._specs() if spec.name == name)
 
     def _kubelet(self, spec: KubeNode, node: Node, after: pulumi.Resource) -> pulumi.Resource:
         """Keep the kubelet's CPU manager settings in line with config after the node joined."""
@@ -90,7 +126,18 @@ class KubeadmCluster:
             opts=pulumi.ResourceOptions(parent=node, depends_on=[after]),
         )
 
-    def _join(self, spec: KubeNode, node: Node, files: list[pulumi.Resource], *, after: pulumi.Resource,
+    def _membership(self, name: str, node: Node, join: pulumi.Resource, *, control_plane: bool) -> pulumi.Resource:
+        """Waits for the node's registration; its delete takes the node out (drain, delete, etcd member)."""
+        removal = ["node-remove.sh", *(["etcd-member-remove.sh"] if control_plane else [])]
+        return run_script(
+            f"{name}-membership", self.first_host, "node-registered.sh",
+            env={"NODE_NAME": name, "MEMBER_NAME": name},
+            delete_scripts=removal, ignore_changes=KEEP,
+            # Depends on the join so that on removal it goes first: drain and delete before reset.
+            opts=pulumi.ResourceOptions(parent=node, depends_on=[join]),
+        )
+
+    def _join(self, spec: KubeNode, node: Node, files: list[pulumi.Resource], *, after: pulumi.Resource | None,
               control_plane: bool) -> pulumi.Resource:
         flag = "true" if control_plane else "false"
         credentials = run_script(
@@ -98,7 +145,7 @@ class KubeadmCluster:
             env={"CONTROL_PLANE": flag, "NODE_NAME": spec.name},
             secret_stdout=True,
             # Made right before this join: tokens live 30 minutes, uploaded certificates two hours.
-            opts=pulumi.ResourceOptions(parent=node, depends_on=[after]),
+            opts=pulumi.ResourceOptions(parent=node, depends_on=[after] if after else []),
         )
         env = pulumi.Output.secret(credentials.stdout).apply(
             lambda out: kubeadm.join_credentials(out, control_plane))
@@ -106,17 +153,11 @@ class KubeadmCluster:
         join = run_script(
             f"{spec.name}-join", node.host, "kubeadm-join.sh", env={"CONTROL_PLANE": flag},
             secrets={name: env.apply(lambda values, n=name: values[n]) for name in names},
-            delete_scripts=["node-reset.sh"],
+            delete_scripts=["node-reset.sh"], ignore_changes=KEEP,
             opts=pulumi.ResourceOptions(parent=node, depends_on=[credentials, *files]),
         )
-        removal = ["node-remove.sh", *(["etcd-member-remove.sh"] if control_plane else [])]
-        membership = run_script(
-            f"{spec.name}-membership", self.first_host, "node-registered.sh",
-            env={"NODE_NAME": spec.name, "MEMBER_NAME": spec.name},
-            delete_scripts=removal,
-            # Depends on the join so that on removal it goes first: drain and delete before reset.
-            opts=pulumi.ResourceOptions(parent=node, depends_on=[join]),
-        )
+        membership = self._membership(spec.name, node, join, control_plane=control_plane)
         self.joins[spec.name] = join
+        self._first_member = self._first_member or membership
         self.kubelets[spec.name] = self._kubelet(spec, node, membership)
         return membership

@@ -2,23 +2,43 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pulumi
 
 from components.cluster import HakubeCluster
+from components.previous import previous_outputs
 from topology import TopologyError, load_cluster
+from topology.bootstrap import bootstrap_roles
+from topology.bootstrap import outputs as bootstrap_outputs
+from topology.upgrade import refuse_bad_upgrade
 
 
 def run(config: pulumi.Config) -> HakubeCluster:
     try:
         cluster = load_cluster(config.require_object("cluster"))
+        previous = previous_outputs()
+        refuse_bad_upgrade(previous_version(previous), cluster)
+        roles = bootstrap_roles(cluster, previous)
     except TopologyError as err:
         # Refuse before any resource is registered, one path-named line per problem, no traceback.
         raise pulumi.RunError("invalid stack configuration:\n" + "\n".join(err.lines)) from None
     key = config.require_secret("sshPrivateKey")
-    built = HakubeCluster(cluster, key)
+    built = HakubeCluster(cluster, key, roles, previous_version=previous_version(previous))
+    # Read back by the next deployment (topology/bootstrap.py): which node ran init, which is first.
+    for name, value in bootstrap_outputs(cluster, roles).items():
+        pulumi.export(name, value)
     pulumi.export("apiEndpoint", f"https://{cluster.api_endpoint.vip}:{cluster.api_endpoint.port}")
     pulumi.export("kubernetesVersion", cluster.kubernetes_version)
     pulumi.export("kubeconfig", built.kubeconfig)
+    pulumi.export("certificates", built.upgrades.certificates)
     if built.addons.smoke_test is not None:
         pulumi.export("smokeTest", built.addons.smoke_test)
     return built
+
+
+def previous_version(previous: dict[str, Any]) -> str | None:
+    """The kubernetesVersion this stack last deployed (its own output, components/previous.py), or
+    None on a first deployment."""
+    value = previous.get("kubernetesVersion")
+    return str(value) if value else None

@@ -104,17 +104,20 @@ class FileDrop(Component):
         check: str = "true",
         reload: str = "true",
         mode: str = "0644",
+        write_once: bool = False,
         opts: pulumi.ResourceOptions,
     ) -> None:
+        """`write_once`: placed when created, then left as it is (a later content change is ignored)."""
         super().__init__("FileDrop", name,
             {"host": host.name, "path": path, "content": content, "check": check, "reload": reload, "mode": mode},
-            opts,
+            pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(ignore_changes=["content"] * write_once)),
         )
         self.command = run_script(
             f"{name}-apply", host, "config-drop.sh",
             env={"DEST": path, "CHECK_CMD": check, "RELOAD_CMD": reload, "MODE": mode},
             payload=content,
             triggers=[digest(path, content, check, reload, mode)],
+            ignore_changes=["triggers", "stdin"] if write_once else [],
             opts=pulumi.ResourceOptions(parent=self),
         )
         self.finish(sha256=digest(content))

@@ -212,9 +212,9 @@ def kubelet_patch(node: Node) -> str:
     return _dump({"reservedSystemCPUs": _Quoted(node.reserved_cpus)})
 
 
-def init_config(cluster: Cluster) -> str:
-    """kubeadm init's configuration for the first control-plane node (no secrets in it)."""
-    first = cluster.first_control_plane
+def init_config(cluster: Cluster, node: ControlPlaneNode | None = None) -> str:
+    """kubeadm init's configuration for `node`, by default the first control-plane node (no secrets in it)."""
+    first = node or cluster.first_control_plane
     init = {
         **_head(cluster, "InitConfiguration"),
         "bootstrapTokens": [{
@@ -332,10 +332,15 @@ def node_patches(cluster: Cluster, node: Node) -> dict[str, str]:
     return patches
 
 
-def node_files(cluster: Cluster, node: Node) -> dict[str, str]:
-    """Absolute path on the node -> content, for every file placed before kubeadm init or join."""
-    if node.name == cluster.first_control_plane.name:
-        files = {INIT_CONFIG_PATH: init_config(cluster)}
+def node_files(cluster: Cluster, node: Node, runs_init: bool | None = None) -> dict[str, str]:
+    """Absolute path on the node -> content, for every file placed before kubeadm init or join.
+
+    `runs_init`: whether the node runs (ran) `kubeadm init`; by default the first control-plane node
+    does (topology/bootstrap.py says which one did once the cluster exists).
+    """
+    if node.name == cluster.first_control_plane.name if runs_init is None else runs_init:
+        assert isinstance(node, ControlPlaneNode)
+        files = {INIT_CONFIG_PATH: init_config(cluster, node)}
     else:
         files = {JOIN_CONFIG_PATH: join_config(cluster, node, control_plane=isinstance(node, ControlPlaneNode))}
     files.update({f"{PATCHES_DIR}/{name}": text for name, text in node_patches(cluster, node).items()})

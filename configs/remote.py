@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import shlex
 from collections.abc import Mapping
+from functools import cache
 
 from configs.scripts import script
 
@@ -30,12 +31,19 @@ def command_line(script_name: str, env: Mapping[str, str] | None = None, *, read
         if not _NAME.match(name):
             raise ValueError(f"bad environment variable name {name!r}")
         assignments.append(f"{name}={shlex.quote(value)}")
+    prefix = " ".join(["sudo", "-n", "env", *assignments])
+    return f"{prefix} bash -c {_quoted_body(script_name, reads_secrets)} {shlex.quote(script_name.removesuffix('.sh'))}"
+
+
+@cache
+def _quoted_body(script_name: str, reads_secrets: bool) -> str:
+    """The script text (with the secret prologue when asked), quoted for `bash -c`. Cached: a
+    cluster embeds the same few scripts in thousands of steps (bench/scale.py)."""
     body = script(script_name)
     if reads_secrets:
         shebang, _, rest = body.partition("\n")
         body = f"{shebang}\n{SECRET_PROLOGUE}{rest}" if shebang.startswith("#!") else SECRET_PROLOGUE + body
-    prefix = " ".join(["sudo", "-n", "env", *assignments])
-    return f"{prefix} bash -c {shlex.quote(body)} {shlex.quote(script_name.removesuffix('.sh'))}"
+    return shlex.quote(body)
 
 
 def secret_stdin(secrets: Mapping[str, str], payload: str = "") -> str:

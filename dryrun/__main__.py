@@ -1,4 +1,4 @@
-"""python -m dryrun --stack NAME | --config FILE [--out DIR]
+"""python -m dryrun --stack NAME | --config FILE [--out DIR] [--previous-version X.Y.Z]
 
 Runs the real program under Pulumi mocks (no CLI, no hosts) and writes what each host would
 receive, plan.json, plan.txt and policy.txt. Exit 0 when all is well, 2 for a bad stack file
@@ -14,8 +14,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from dryrun.mockrun import REPO
+from dryrun.paths import REPO
 from topology import ROOT, TopologyError, load_cluster, read_stack_file
+from topology.upgrade import refuse_bad_upgrade
 
 EXIT_BAD_CONFIG = 2
 EXIT_POLICY = 1
@@ -27,6 +28,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     source.add_argument("--stack", help="stack name: reads Pulumi.NAME.yaml beside Pulumi.yaml")
     source.add_argument("--config", type=Path, help="any stack file")
     parser.add_argument("--out", type=Path, help="output directory (default build/<stack>)")
+    parser.add_argument(
+        "--previous-version", metavar="X.Y.Z",
+        help="the kubernetesVersion the stack runs now (what a real run reads from the stack's own"
+        " kubernetesVersion output); the plan is then the upgrade to the file's version, and a skipped"
+        " minor or a downgrade exits 2. Default: none, a first deployment",
+    )
     return parser.parse_args(argv)
 
 
@@ -37,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     out: Path = args.out or REPO / "build" / stack
     try:
         config = read_stack_file(path)
-        load_cluster(config[ROOT])
+        refuse_bad_upgrade(args.previous_version, load_cluster(config[ROOT]))
     except TopologyError as err:
         print("\n".join(err.lines), file=sys.stderr)
         print(f"{path}: {len(err.lines)} problem(s); nothing written", file=sys.stderr)
@@ -47,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     # Build in a scratch directory and move it into place whole: a failed run leaves no half tree.
     scratch = Path(tempfile.mkdtemp(prefix=".dryrun-", dir=out.parent if out.parent.exists() else None))
     try:
-        verdict = build(config, stack, scratch)
+        verdict = build(config, stack, scratch, previous_version=args.previous_version)
         if out.exists():
             shutil.rmtree(out)
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -55,7 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     print(f"dry run of {stack}: {verdict.summary}")
-    print(f"wrote {out}/ (plan.txt, plan.json, policy.txt, hosts/, vms/)")
+    written = sorted(p.name + ("/" if p.is_dir() else "") for p in out.iterdir())
+    print(f"wrote {out}/: {' '.join(written)}")
     print(json.dumps({"resources": verdict.resources, "mandatoryViolations": verdict.mandatory}))
     return EXIT_POLICY if verdict.mandatory else 0
 

@@ -11,15 +11,17 @@ import sys
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pulumi
 from pulumi.runtime import mocks as pmocks
 from pulumi.runtime import rpc
+from pulumi.runtime.sync_await import _sync_await
 
-REPO = Path(__file__).resolve().parent.parent
+from dryrun.paths import REPO
+
 SECRET_MARK = "[secret]"
+STACK_REFERENCE = "pulumi:pulumi:StackReference"
 
 
 @dataclass
@@ -53,8 +55,13 @@ class _Mocks(pmocks.Mocks):
 
     def __init__(self, recorder: _RecordingMonitor) -> None:
         self.recorder = recorder
+        self.previous_outputs: dict[str, Any] = {}
 
     def new_resource(self, args: pmocks.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
+        if args.typ == STACK_REFERENCE:
+            # A read of the stack's own last outputs (components/program.py), not a managed resource.
+            return args.name, {"name": args.inputs.get("name"), "outputs": self.previous_outputs,
+                               "secretOutputNames": []}
         self.recorder.note(args)
         state = dict(args.inputs)
         if args.typ == "command:remote:Command":
@@ -73,6 +80,9 @@ def fake_stdout(name: str) -> str:
                            "certificateKey": "0" * 64})
     if name.endswith("-smoke-check"):
         return json.dumps({"ok": True, "dryRun": "the smoke check reaches the nodes on a real cluster only"})
+    if name.endswith("-certs"):
+        return json.dumps({"node": name.removesuffix("-certs"), "renewed": False,
+                           "dryRun": "kubeadm certs check-expiration runs on a real cluster only"})
     if name.endswith("-kubeconfig"):
         return "apiVersion: v1\nkind: Config\nclusters: []\n"
     return ""
@@ -109,10 +119,13 @@ class _RecordingMonitor(pmocks.MockMonitor):
 
 
 def run_program(cluster: dict[str, Any], stack: str, extra_config: dict[str, str] | None = None,
-                sink: MockRun | None = None) -> MockRun:
+                sink: MockRun | None = None, previous_version: str | None = None,
+                previous: dict[str, Any] | None = None) -> MockRun:
     """Execute __main__.py with `cluster` as hakube:cluster and a throwaway SSH key.
 
     Records go to `sink` when given, so a caller still sees them when the program raises.
+    `previous_version` is the kubernetesVersion the stack's last deployment exported (None: a first
+    deployment), what the program's StackReference to itself reads.
     """
     config = {
         "hakube:cluster": json.dumps(cluster),
@@ -125,13 +138,17 @@ def run_program(cluster: dict[str, Any], stack: str, extra_config: dict[str, str
     return run_function(
         lambda: runpy.run_path(str(REPO / "__main__.py"), run_name="__main__"), stack,
         config=config, secret_keys=["hakube:sshPrivateKey", "hakube:vrrpPassword"], sink=sink,
+        # `previous`: more of the last deployment's outputs (topology/bootstrap.py's), as read there too.
+        previous_outputs={**(previous or {}), **({"kubernetesVersion": previous_version} if previous_version else {})},
     )
 
 
 def run_function(fn: Callable[[], Any], stack: str, *, config: dict[str, str] | None = None,
-                 secret_keys: Sequence[str] = (), sink: MockRun | None = None) -> MockRun:
+                 secret_keys: Sequence[str] = (), sink: MockRun | None = None,
+                 previous_outputs: dict[str, Any] | None = None) -> MockRun:
     """Run `fn` as a Pulumi program under mocks; record its resources and its stack exports."""
     monitor = _RecordingMonitor()
+    monitor.mocks.previous_outputs = dict(previous_outputs or {})
     if sink is not None:
         monitor.run = sink
     pulumi.runtime.set_all_config(config or {}, secret_keys=list(secret_keys))
@@ -139,11 +156,14 @@ def run_function(fn: Callable[[], Any], stack: str, *, config: dict[str, str] | 
     pulumi.runtime.settings.set_root_resource(None)  # type: ignore[arg-type]
     pulumi.runtime.set_mocks(monitor.mocks, project="hakube", stack=stack, preview=False, monitor=monitor)
 
+    exports: dict[str, pulumi.Output[Any]] = {}
+
     @pulumi.runtime.test
     def program() -> pulumi.Output[Any]:
         fn()
         root = pulumi.runtime.get_root_resource()
         outputs = getattr(root, "outputs", {}) or {}
+        exports.update({n: pulumi.Output.from_input(o) for n, o in outputs.items()})
         names = list(outputs)
         return pulumi.Output.all(*(outputs[n] for n in names)).apply(
             lambda values: monitor.run.outputs.update(zip(names, values, strict=True))
@@ -160,6 +180,11 @@ def run_function(fn: Callable[[], Any], stack: str, *, config: dict[str, str] | 
         if collecting:
             gc.enable()
     gc.collect()
+    # Secret exports stay marked as such, so plan files show them as "[secret]".
+    for name, out in exports.items():
+        if name in monitor.run.outputs and _sync_await(out.is_secret()):
+            monitor.run.outputs[name] = {rpc._special_sig_key: rpc._special_secret_sig,
+                                         "value": monitor.run.outputs[name]}
     return monitor.run
 
 

@@ -21,8 +21,8 @@ class Verdict:
     summary: str
 
 
-def build(config: dict[str, Any], stack: str, out: Path) -> Verdict:
-    run = run_program(config[ROOT], stack)
+def build(config: dict[str, Any], stack: str, out: Path, previous_version: str | None = None) -> Verdict:
+    run = run_program(config[ROOT], stack, previous_version=previous_version, previous=committed_outputs(stack))
     table = resource_table(run)
     write_tree(out, run, table, stack)
     write_dry_run_svg(config[ROOT], out)  # topology.svg; a warning instead when Graphviz is missing
@@ -43,3 +43,18 @@ def write_tree(out: Path, run: MockRun, table: list[dict[str, Any]], stack: str)
     plan = {"stack": stack, "outputs": public(run.outputs), "resources": table}
     (out / "plan.json").write_text(json.dumps(plan, indent=1, sort_keys=True) + "\n")
     (out / "plan.txt").write_text(plan_text(stack, table, run.outputs))
+
+
+def committed_outputs(stack: str) -> dict[str, Any]:
+    """What a deployment of the committed Pulumi.<stack>.yaml recorded for the day-2 checks
+    (topology/bootstrap.py); {} when there is no such valid file (a stack never deployed)."""
+    from dryrun.paths import REPO
+    from topology import TopologyError, load_cluster, read_stack_file
+    from topology.bootstrap import bootstrap_roles
+    from topology.bootstrap import outputs as bootstrap_outputs
+
+    try:
+        cluster = load_cluster(read_stack_file(REPO / f"Pulumi.{stack}.yaml")[ROOT])
+    except (OSError, KeyError, TopologyError):
+        return {}
+    return bootstrap_outputs(cluster, bootstrap_roles(cluster, {}))

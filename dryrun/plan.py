@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from collections.abc import Callable
 from typing import Any
 
 from dryrun.mockrun import MockRun, Record, public
@@ -82,24 +83,42 @@ def waves(table: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
         expanded_cache[name] = deps
         return deps
 
-    depth: dict[str, int] = {}
-
-    def level(name: str, trail: tuple[str, ...] = ()) -> int:
-        if name in depth:
-            return depth[name]
-        if name in trail:
-            raise PlanError("dependency cycle: " + " -> ".join((*trail, name)))
-        deps = waits_for(name) - {name}
-        depth[name] = 1 + max((level(d, (*trail, name)) for d in deps), default=-1)
-        return depth[name]
-
     customs = [row for row in table if row["custom"]]
-    for row in customs:
-        level(row["name"])
+    depth = _levels([row["name"] for row in customs], lambda name: waits_for(name) - {name})
     grouped: dict[int, list[dict[str, Any]]] = defaultdict(list)
     for row in customs:
         grouped[depth[row["name"]]].append({**row, "waits_for": sorted(waits_for(row["name"]) - {row["name"]})})
     return [sorted(grouped[i], key=lambda r: r["name"]) for i in sorted(grouped)]
+
+
+def _levels(names: list[str], deps_of: Callable[[str], set[str]]) -> dict[str, int]:
+    """name -> 1 + the deepest of its dependencies (0 without any), by an explicit-stack walk: a
+    rolling upgrade chains thousands of steps, deeper than Python's recursion limit."""
+    depth: dict[str, int] = {}
+    for start in names:
+        if start in depth:
+            continue
+        trail: list[str] = []  # the path being walked, for the cycle message
+        on_trail: set[str] = set()
+        stack: list[tuple[str, list[str]]] = [(start, sorted(deps_of(start)))]
+        trail.append(start)
+        on_trail.add(start)
+        while stack:
+            name, pending = stack[-1]
+            while pending and pending[-1] in depth:
+                pending.pop()
+            if pending:
+                dep = pending.pop()
+                if dep in on_trail:
+                    raise PlanError("dependency cycle: " + " -> ".join((*trail[trail.index(dep):], dep)))
+                stack.append((dep, sorted(deps_of(dep))))
+                trail.append(dep)
+                on_trail.add(dep)
+                continue
+            depth[name] = 1 + max((depth[d] for d in deps_of(name)), default=-1)
+            stack.pop()
+            on_trail.discard(trail.pop())
+    return depth
 
 
 def describe(row: dict[str, Any]) -> str:
@@ -127,7 +146,8 @@ def plan_text(stack: str, table: list[dict[str, Any]], outputs: dict[str, Any]) 
         lines.append("")
     lines.append("Stack outputs:")
     for key, value in sorted(outputs.items()):
-        lines.append(f"  {key}: {json.dumps(public(value)) if not isinstance(value, str) else value}")
+        shown = public(value)
+        lines.append(f"  {key}: {shown if isinstance(shown, str) else json.dumps(shown)}")
     return "\n".join(lines) + "\n"
 
 

@@ -64,9 +64,10 @@ def engine_props(inputs: dict[str, Any]) -> Any:
 def policy_resources(run: MockRun) -> list[PolicyResource]:
     """The engine's view of the stack: parents, dependencies and providers as PolicyResources."""
     by_name = {r.name: r for r in run.records}
+    providers = {name: _provider(by_name, name) for name in {r.provider for r in run.records if r.provider}}
     resources = {
-        r.urn: PolicyResource(r.type, engine_props(r.inputs), r.urn, r.name, _options(r), _provider(by_name, r),
-                              None, [], {})
+        r.urn: PolicyResource(r.type, engine_props(r.inputs), r.urn, r.name, _options(r),
+                              providers.get(r.provider) if r.provider else None, None, [], {})
         for r in run.records
     }
     for r in run.records:
@@ -78,8 +79,9 @@ def policy_resources(run: MockRun) -> list[PolicyResource]:
     return list(resources.values())
 
 
-def _provider(by_name: dict[str, Record], record: Record) -> PolicyProviderResource | None:
-    provider = by_name.get(record.provider) if record.provider else None
+def _provider(by_name: dict[str, Record], name: str) -> PolicyProviderResource | None:
+    """One PolicyProviderResource per provider, shared by its resources (as read-only as the engine's)."""
+    provider = by_name.get(name)
     if provider is None:
         return None
     return PolicyProviderResource(provider.type, engine_props(provider.inputs), provider.urn, provider.name)
@@ -97,10 +99,15 @@ async def _awaited(result: Any) -> None:
 
 def evaluate(run: MockRun, stack: str) -> list[RuleVerdict]:
     """Every policy's verdict on the run, at the levels `policies/config/<stack>.json` sets."""
+    with pack.shared_conversions():  # one list for every policy: each resource is converted once
+        return _evaluate(run, stack)
+
+
+def _evaluate(run: MockRun, stack: str) -> list[RuleVerdict]:
     config = pack.stack_config(stack)
     resources = policy_resources(run)
     names = {r.urn: r.name for r in resources}
-    plain = [pack.from_policy_resource(r) for r in resources]
+    plain = pack.stack_resources(resources)
     verdicts = []
     for policy in pack.POLICIES:
         level = pack.enforcement_level(policy, config)

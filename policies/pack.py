@@ -21,7 +21,8 @@ inputs as outputs so the stack rules read the same facts under the engine as in 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -111,10 +112,53 @@ def from_args(args: ResourceValidationArgs) -> rules.Resource:
                        provider=args.provider.urn if args.provider is not None else None)
 
 
+# Conversions shared between policies while `shared_conversions()` is active: id(object) -> (the
+# object, kept alive so its id is not reused, and its conversion). None: convert on every call.
+_SHARED: dict[tuple[str, int], tuple[Any, Any]] | None = None
+
+
+@contextmanager
+def shared_conversions() -> Iterator[None]:
+    """Within this block every stack-policy resource list and every resource policy's props object
+    is converted once, and that conversion is shared by every policy handed the same object.
+
+    The dry run evaluates all policies over one set of PolicyResources, so without this it converted
+    the whole stack again for each of the 16 stack policies. The engine's policy server builds fresh
+    objects for every policy call and never enters this block: there each call converts, as before.
+    Rules must treat what they get as read-only (rules.Resource is frozen; its props are shared).
+    """
+    global _SHARED
+    outer, _SHARED = _SHARED, {}
+    try:
+        yield
+    finally:
+        _SHARED = outer
+
+
+def _once(kind: str, key: Any, convert: Callable[[], Any]) -> Any:
+    if _SHARED is None:
+        return convert()
+    hit = _SHARED.get((kind, id(key)))
+    if hit is None or hit[0] is not key:
+        hit = _SHARED[(kind, id(key))] = (key, convert())
+    return hit[1]
+
+
+def stack_resources(resources: Sequence[PolicyResource]) -> list[rules.Resource]:
+    """What a stack rule checks: every resource of `StackValidationArgs.resources`, converted."""
+    return list(_once("stack", resources, lambda: [from_policy_resource(r) for r in resources]))
+
+
+def _args_resource(args: ResourceValidationArgs) -> rules.Resource:
+    if args.props is None:
+        return from_args(args)
+    return _once(f"props {args.urn}", args.props, lambda: from_args(args))
+
+
 def stack_policy(name: str, description: str, check: rules.StackRule, level: EnforcementLevel,
                  scope: Scope) -> StackValidationPolicy:
     def validate(args: StackValidationArgs, report: ReportViolation) -> None:
-        for violation in check([from_policy_resource(r) for r in args.resources]):
+        for violation in check(stack_resources(args.resources)):
             report(violation.message, violation.urn or None)
 
     policy = StackValidationPolicy(name=name, description=description, validate=validate, enforcement_level=level)
@@ -126,7 +170,7 @@ def resource_policy(name: str, description: str, check: Callable[[rules.Resource
                     level: EnforcementLevel, scope: Scope,
                     config_schema: PolicyConfigSchema | None = None) -> ResourceValidationPolicy:
     def validate(args: ResourceValidationArgs, report: ReportViolation) -> None:
-        for message in check(from_args(args), args.get_config() or {}):
+        for message in check(_args_resource(args), args.get_config() or {}):
             report(message, args.urn)
 
     policy = ResourceValidationPolicy(name=name, description=description, validate=validate,

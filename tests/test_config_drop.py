@@ -191,7 +191,7 @@ def test_lb_prepare_first_run(tmp_path: Path) -> None:
     result = host.run("lb-prepare.sh")
     assert result.returncode == 0, result.stderr
     installs = [c for c in host.calls("apt-get") if c[1] == "install"]
-    assert len(installs) == 1 and installs[0][-2:] == ["haproxy", "keepalived"]
+    assert len(installs) == 1 and installs[0][-3:] == ["haproxy", "keepalived", "socat"]
     assert "net.ipv4.ip_nonlocal_bind = 1" in host.tree()["etc/sysctl.d/90-hakube-lb.conf"]
     assert ["sysctl", "-q", "-w", "net.ipv4.ip_nonlocal_bind=1"] in host.calls()
     useradd = host.calls("useradd")

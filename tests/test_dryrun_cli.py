@@ -29,7 +29,11 @@ def test_committed_stacks_dry_run(stack: str, tmp_path: Path) -> None:
     bare = [n["name"] for n in stack_file["controlPlane"]["nodes"] if "hypervisor" not in n]
     bare += [w["name"] for w in stack_file["workers"]]
     assert {f"{name}-prereqs" for name in bare} <= names
-    assert (out / "plan.txt").read_text().startswith(f"hakube plan for stack {stack}:")
+    text = (out / "plan.txt").read_text()
+    assert text.startswith(f"hakube plan for stack {stack}:")
+    # The admin kubeconfig is a secret output: never written in clear to a plan file.
+    assert "  kubeconfig: [secret]" in text
+    assert "kind: Config" not in text and "kind: Config" not in (out / "plan.json").read_text()
 
 
 def test_bad_stack_file_exits_2_names_the_path_and_writes_nothing(tmp_path: Path) -> None:

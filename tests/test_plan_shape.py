@@ -82,3 +82,18 @@ def test_critical_path_follows_component_dependencies() -> None:
     table = [row("a", {}), row("g", {}, custom=False), row("b", {}, parent="g", deps=("a",)),
              row("x", {}, parent="g"), row("c", {}, deps=("g",))]
     assert critical_path(table) == ["a", "b", "c"]
+
+
+def test_plan_steps_handle_a_chain_deeper_than_the_recursion_limit() -> None:
+    # A rolling upgrade of thousands of workers, one at a time, is one long chain of steps.
+    length = 5000
+    table = [row(f"s{i:05d}", {}, deps=(f"s{i - 1:05d}",) if i else ()) for i in range(length)]
+    assert critical_path(table) == [f"s{i:05d}" for i in range(length)]
+
+
+def test_plan_steps_name_a_dependency_cycle() -> None:
+    from dryrun.plan import PlanError, waves
+
+    table = [row("a", {}, deps=("c",)), row("b", {}, deps=("a",)), row("c", {}, deps=("b",)), row("d", {}, deps=("a",))]
+    with pytest.raises(PlanError, match=r"dependency cycle: (a -> c -> b -> a|b -> a -> c -> b|c -> b -> a -> c)$"):
+        waves(table)

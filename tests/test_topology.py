@@ -627,3 +627,37 @@ def test_stacked_lb_nodes_borrow_control_plane_addresses() -> None:
 ])
 def test_valid_edge_cases_load(stack: str, edits: dict[str, Any]) -> None:
     assert isinstance(load_cluster(edited(stack, edits)), Cluster)
+
+
+# --- upgrades and certificates (topology/upgrade.py, Upgrade/Certificates in the model) -----------
+
+
+def test_upgrade_and_certificate_defaults() -> None:
+    cluster = load_cluster(edited("dev", {}))
+    assert cluster.upgrade.worker_parallelism == 1 and cluster.certificates.renew_before_days == 30
+
+
+@pytest.mark.parametrize(("section", "key"), [("upgrade", "workerParallelism"), ("certificates", "renewBeforeDays")])
+def test_upgrade_and_certificate_settings_are_bounded(section: str, key: str) -> None:
+    assert refused(edited("dev", {section: {key: 0}}))[0].startswith(f"{R}.{section}.{key}: ")
+
+
+@pytest.mark.parametrize(("previous", "new", "ok"), [
+    (None, "1.31.4", True), ("1.31.4", "1.31.4", True), ("1.31.4", "1.31.5", True), ("1.31.4", "1.32.0", True),
+    ("1.31.4", "1.33.0", False), ("1.31.4", "1.31.3", False), ("1.32.0", "1.31.9", False),
+])
+def test_check_upgrade_one_minor_at_a_time(previous: str | None, new: str, ok: bool) -> None:
+    from topology.upgrade import check_upgrade
+
+    problems = check_upgrade(previous, new)
+    assert (problems == []) is ok
+    assert all(p.loc == ("kubernetesVersion",) for p in problems)
+
+
+def test_a_two_minor_jump_is_a_path_named_error() -> None:
+    from topology.upgrade import refuse_bad_upgrade
+
+    with pytest.raises(TopologyError) as err:
+        refuse_bad_upgrade("1.31.4", load_cluster(edited("dev", {"kubernetesVersion": "1.33.1"})))
+    assert err.value.lines == [f"{R}.kubernetesVersion: 1.31.4 -> 1.33.1 skips a minor version; kubeadm upgrades"
+                               " one minor at a time (go to 1.32.x first)"]

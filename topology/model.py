@@ -220,7 +220,10 @@ class LbNode(Strict):
         " placement it defaults to the control-plane node's address."
     )
     interface: IfName = Field("eth0", description="Interface carrying the VIP. Default eth0.")
-    priority: StrictInt = Field(ge=1, le=254, description="VRRP priority, distinct per node.")
+    priority: StrictInt = Field(
+        ge=1, le=254, description="VRRP priority, distinct per node: the order of preference for the VIP."
+        " keepalived.conf gets 254, 253, ... in that order (a shorter VRRPv3 skew time: faster takeover)."
+    )
 
 
 class LoadBalancer(Strict):
@@ -319,6 +322,21 @@ class Packages(Strict):
     )
 
 
+class Upgrade(Strict):
+    worker_parallelism: StrictInt = Field(
+        1, ge=1, le=100, description="Workers upgraded (cordoned, drained, upgraded, uncordoned) at the same time"
+        " when kubernetesVersion changes; control-plane nodes always go one at a time. Default 1.",
+    )
+
+
+class Certificates(Strict):
+    renew_before_days: StrictInt = Field(
+        30, ge=1, le=180, description="Renew a control-plane node's kubeadm certificates (`kubeadm certs renew all`"
+        " and a static-pod restart, one node at a time) when the first of them expires within this many days;"
+        " checked at most every renewBeforeDays/2 days, on a `pulumi up`. Default 30.",
+    )
+
+
 class VmImage(Strict):
     url: Annotated[StrictStr, AfterValidator(_image_url)] = Field(
         DEFAULT_VM_IMAGE_URL, description="Base cloud image of control-plane VMs, fetched by each hypervisor"
@@ -354,6 +372,10 @@ class Cluster(Strict):
     packages: Packages = Field(default_factory=Packages)
     vm_image: VmImage = Field(
         default_factory=VmImage, description="Base image of control-plane VMs: URL and SHA-256, pinned by default."
+    )
+    upgrade: Upgrade = Field(default_factory=Upgrade, description="How a kubernetesVersion change is rolled out.")
+    certificates: Certificates = Field(
+        default_factory=Certificates, description="Control-plane certificate checks and renewal."
     )
 
     # Derived facts, so every consumer answers these questions the same way.

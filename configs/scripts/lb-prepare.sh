@@ -17,7 +17,7 @@ log() { printf 'lb-prepare: %s\n' "$*"; }
 
 install_packages() {
   local package missing=()
-  for package in haproxy keepalived curl; do
+  for package in haproxy keepalived curl socat; do
     if [[ "$(dpkg-query -W -f='${Status}' "$package" 2>/dev/null || true)" != "install ok installed" ]]; then
       missing+=("$package")
     fi

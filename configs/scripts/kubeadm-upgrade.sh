@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# Upgrade this node to KUBERNETES_VERSION the way kubeadm requires, then print its versions as one
+# JSON line. ROLE says which kubeadm step applies:
+#   first          kubeadm upgrade plan + kubeadm upgrade apply vX.Y.Z (the cluster's control plane)
+#   control-plane  kubeadm upgrade node (this node's static pods, after `first`)
+#   worker         kubeadm upgrade node (the kubelet configuration)
+# then the kubelet and kubectl packages at the pinned version and a kubelet restart. Cordon and
+# drain happen before this step (node-drain.sh on the first control-plane node), and on a
+# control-plane node its HAProxy backend is already drained (haproxy-backend.sh on every LB node).
+# Idempotent: a node already at the version (kubeadm, kubelet and, on a control-plane node, the
+# kube-apiserver manifest) changes nothing: that is what a first deployment finds.
+#
+# Environment:
+#   KUBERNETES_VERSION     x.y.z (required)
+#   ROLE                   first | control-plane | worker (required)
+#   NODE_NAME              for the report (required)
+#   KUBERNETES_APT_SOURCE  optional one-line apt source (a new minor needs its own pkgs.k8s.io source)
+#   HAKUBE_ROOT            prefix for every path (tests point it at a scratch root)
+set -euo pipefail
+
+: "${KUBERNETES_VERSION:?KUBERNETES_VERSION is required (x.y.z)}"
+: "${ROLE:?ROLE is required (first, control-plane or worker)}"
+: "${NODE_NAME:?NODE_NAME is required}"
+root="${HAKUBE_ROOT:-}"
+want="v${KUBERNETES_VERSION}"
+manifest="$root/etc/kubernetes/manifests/kube-apiserver.yaml"
+
+log() { printf 'kubeadm-upgrade: %s\n' "$*" >&2; }
+
+case "$ROLE" in
+  first | control-plane | worker) ;;
+  *) log "unknown ROLE $ROLE"; exit 2 ;;
+esac
+
+kubeadm_version() { kubeadm version -o short 2>/dev/null || true; }
+kubelet_version() { kubelet --version 2>/dev/null | awk '{print $2}' || true; }
+# The image tag of this node's kube-apiserver static pod: what `kubeadm upgrade apply/node` changes.
+apiserver_version() {
+  [[ -f "$manifest" ]] || return 0
+  sed -nE 's/^[[:space:]]*image:[[:space:]]*[^[:space:]]*kube-apiserver:(v[^[:space:]"]+).*$/\1/p' "$manifest" | head -n 1
+}
+
+report() {
+  printf '{"node":"%s","role":"%s","version":"%s","kubeadm":"%s","kubelet":"%s","apiserver":"%s","changed":%s}\n' \
+    "$NODE_NAME" "$ROLE" "$KUBERNETES_VERSION" "$(kubeadm_version)" "$(kubelet_version)" "$(apiserver_version)" "$1"
+}
+
+control_plane_done() { [[ "$ROLE" == worker || "$(apiserver_version)" == "$want" ]]; }
+
+if [[ "$(kubeadm_version)" == "$want" && "$(kubelet_version)" == "$want" ]] && control_plane_done; then
+  log "$NODE_NAME is already at $want; nothing to do"
+  report false
+  exit 0
+fi
+
+# The package version string apt offers for x.y.z (e.g. 1.31.5-1.1).
+candidate() {
+  apt-cache madison kubeadm | awk -v v="$KUBERNETES_VERSION" '$3 ~ "^"v"-" {print $3; exit}'
+}
+
+install_pinned() {
+  local version="$1"; shift
+  local pkgs=() pkg
+  for pkg in "$@"; do pkgs+=("$pkg=$version"); done
+  apt-mark unhold "$@" >/dev/null
+  apt-get install -y -q --allow-downgrades --allow-change-held-packages "${pkgs[@]}" >&2
+  apt-mark hold "$@" >/dev/null
+}
+
+if [[ -n "${KUBERNETES_APT_SOURCE:-}" ]]; then
+  source_file="$root/etc/apt/sources.list.d/hakube-kubernetes.list"
+  if [[ "$(cat "$source_file" 2>/dev/null || true)" != "$KUBERNETES_APT_SOURCE" ]]; then
+    mkdir -p "$(dirname "$source_file")"
+    printf '%s\n' "$KUBERNETES_APT_SOURCE" >"$source_file"
+  fi
+fi
+apt-get update -q >&2
+package="$(candidate)"
+if [[ -z "$package" ]]; then
+  log "no kubeadm $KUBERNETES_VERSION-* in the configured apt sources (set packages.kubernetesAptSource)"
+  exit 1
+fi
+
+if [[ "$(kubeadm_version)" != "$want" ]]; then
+  install_pinned "$package" kubeadm
+fi
+
+if ! control_plane_done || [[ "$ROLE" == worker ]]; then
+  if [[ "$ROLE" == first ]]; then
+    kubeadm upgrade plan "$want" >&2
+    kubeadm upgrade apply -y "$want" >&2
+  else
+    kubeadm upgrade node >&2
+  fi
+fi
+
+if [[ "$(kubelet_version)" != "$want" ]]; then
+  install_pinned "$package" kubelet kubectl
+  systemctl daemon-reload
+  systemctl restart kubelet
+fi
+log "$NODE_NAME upgraded to $want"
+report true
