@@ -32,9 +32,18 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--previous-version", metavar="X.Y.Z",
         help="the kubernetesVersion the stack runs now (what a real run reads from the stack's own"
         " kubernetesVersion output); the plan is then the upgrade to the file's version, and a skipped"
-        " minor or a downgrade exits 2. Default: none, a first deployment",
+        " minor or a downgrade exits 2. Default: the version in the committed Pulumi.<stack>.yaml (the"
+        " stand-in for the last deployment); 'none' for a first deployment",
     )
     return parser.parse_args(argv)
+
+
+def committed_version(stack: str) -> str | None:
+    """kubernetesVersion of the committed Pulumi.<stack>.yaml, if there is a readable one."""
+    try:
+        return str(read_stack_file(REPO / f"Pulumi.{stack}.yaml")[ROOT]["kubernetesVersion"])
+    except (TopologyError, KeyError, TypeError):
+        return None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -42,9 +51,11 @@ def main(argv: list[str] | None = None) -> int:
     path = REPO / f"Pulumi.{args.stack}.yaml" if args.stack else args.config
     stack = args.stack or path.stem.removeprefix("Pulumi.")
     out: Path = args.out or REPO / "build" / stack
+    previous = committed_version(stack) if args.previous_version is None else args.previous_version
+    previous = None if previous == "none" else previous
     try:
         config = read_stack_file(path)
-        refuse_bad_upgrade(args.previous_version, load_cluster(config[ROOT]))
+        refuse_bad_upgrade(previous, load_cluster(config[ROOT]))
     except TopologyError as err:
         print("\n".join(err.lines), file=sys.stderr)
         print(f"{path}: {len(err.lines)} problem(s); nothing written", file=sys.stderr)
@@ -54,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     # Build in a scratch directory and move it into place whole: a failed run leaves no half tree.
     scratch = Path(tempfile.mkdtemp(prefix=".dryrun-", dir=out.parent if out.parent.exists() else None))
     try:
-        verdict = build(config, stack, scratch, previous_version=args.previous_version)
+        verdict = build(config, stack, scratch, previous_version=previous)
         if out.exists():
             shutil.rmtree(out)
         out.parent.mkdir(parents=True, exist_ok=True)

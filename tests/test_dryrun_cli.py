@@ -57,3 +57,16 @@ def test_empty_file_is_refused_without_traceback(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "the stack file is empty" in result.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_a_copy_of_a_committed_stack_upgrades_from_its_version(tmp_path: Path) -> None:
+    # With no --previous-version, the committed Pulumi.dev.yaml stands for what dev runs now.
+    text = (REPO / "Pulumi.dev.yaml").read_text()
+    copy = tmp_path / "Pulumi.dev.yaml"
+    copy.write_text(text.replace('kubernetesVersion: "1.31.4"', 'kubernetesVersion: "1.33.1"'))
+    jump = dryrun("--config", str(copy), "--out", str(tmp_path / "jump"))
+    assert jump.returncode == 2
+    assert "hakube:cluster.kubernetesVersion: 1.31.4 -> 1.33.1 skips a minor version" in jump.stderr
+    assert not (tmp_path / "jump").exists()
+    fresh = dryrun("--config", str(copy), "--previous-version", "none", "--out", str(tmp_path / "fresh"))
+    assert fresh.returncode == 0, fresh.stderr

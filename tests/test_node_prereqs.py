@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from configs.scripts import SCRIPT_DIR
+from configs.scripts import LIB_SOURCE, SCRIPT_DIR, all_scripts, script
 from tests.hostsim import ScratchHost
 
 VERSION = "1.31.4"
@@ -106,3 +106,11 @@ def test_control_plane_nodes_get_etcdctl_once(tmp_path: Path) -> None:
     host.clear_calls()
     assert host.run("node-prereqs.sh", env=env).returncode == 0
     assert not [c for c in host.calls("apt-get") if c[1] == "install"]
+
+
+def test_shared_lib_is_inlined_into_what_is_sent() -> None:
+    # Hosts receive one self-contained script: lib.sh's text replaces the line that sources it.
+    sent = script("node-prereqs.sh")
+    assert LIB_SOURCE not in sent and "write_if_changed() {" in sent
+    assert (SCRIPT_DIR / "node-prereqs.sh").read_text().count("write_if_changed() {") == 0
+    assert "lib.sh" not in {p.name for p in all_scripts()}

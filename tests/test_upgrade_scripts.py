@@ -30,7 +30,7 @@ case "$1" in
            [[ -f "$m" ]] && sed -i -E "s/kube-apiserver:v[0-9.]+/kube-apiserver:$v/" "$m"; exit 0 ;;
 esac""",
     "kubelet": 'echo "Kubernetes $(cat "$HOME/kubelet-version")"',
-    "apt-cache": 'echo "   kubeadm | 1.31.5-1.1 | https://pkgs.k8s.io/core:/stable:/v1.31/deb  Packages"',
+    "apt-cache": 'echo "   kubeadm | 1.31.5-1.1 | http://mirror.invalid/v1.31/deb  Packages"',
     "apt-get": """
 for a in "$@"; do case "$a" in
   kubeadm=*) echo "v${a#kubeadm=}" | sed 's/-.*//' > "$HOME/kubeadm-version" ;;
@@ -51,7 +51,7 @@ def _node(tmp_path: Path, kubeadm: str, kubelet: str, apiserver: str | None) -> 
         manifests = host.root / "etc/kubernetes/manifests"
         manifests.mkdir(parents=True)
         (manifests / "kube-apiserver.yaml").write_text(
-            f"spec:\n  containers:\n  - name: kube-apiserver\n    image: registry.k8s.io/kube-apiserver:v{apiserver}\n")
+            f"spec:\n  containers:\n  - name: kube-apiserver\n    image: images.invalid/kube-apiserver:v{apiserver}\n")
     return host
 
 

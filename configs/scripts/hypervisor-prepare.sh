@@ -31,19 +31,9 @@ DROPIN_NAME=50-hakube-allowed-cpus.conf
 
 log() { printf 'hypervisor-prepare: %s\n' "$*"; }
 fail() { printf 'hypervisor-prepare: %s\n' "$*" >&2; exit 1; }
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-# Write $2 to $1 only when it differs; return 0 when the file changed.
-write_if_changed() {
-  local path="$1" content="$2"
-  if [[ -f "$path" ]] && [[ "$(cat "$path")" == "$content" ]]; then
-    return 1
-  fi
-  mkdir -p "$(dirname "$path")"
-  printf '%s\n' "$content" >"$path.hakube-tmp"
-  mv "$path.hakube-tmp" "$path"
-  log "wrote ${path#"$root"}"
-  return 0
-}
 
 check_input() {
   [[ "$RESERVED_CPUS" =~ ^[0-9]+(-[0-9]+)?(,[0-9]+(-[0-9]+)?)*$ ]] \

@@ -27,8 +27,8 @@ fail() {
   printf 'kubeadm-init: %s\n' "$*" >&2
   exit 1
 }
-# Bootstrap tokens and 64-hex keys never reach a log.
-redact() { sed -E 's/[a-z0-9]{6}\.[a-z0-9]{16}/[redacted-token]/g; s/[a-fA-F0-9]{64}/[redacted-key]/g'; }
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 api_answers() {
   local try
@@ -39,16 +39,8 @@ api_answers() {
   return 1
 }
 
-# A config on stdin (when stdin is not a terminal and not empty) is installed first.
-if [[ ! -t 0 ]]; then
-  payload="$(cat)"
-  if [[ -n "$payload" ]] && { [[ ! -f "$config" ]] || [[ "$(cat "$config")" != "$payload" ]]; }; then
-    mkdir -p "$(dirname "$config")"
-    (umask 077 && printf '%s\n' "$payload" >"$config.hakube-tmp")
-    mv -f "$config.hakube-tmp" "$config"
-    log "wrote ${config#"$root"}"
-  fi
-fi
+# A config on stdin is installed first.
+install_stdin_config "$config"
 
 if [[ -f "$admin" ]]; then
   if api_answers; then

@@ -28,17 +28,10 @@ fail() {
   printf 'kubeadm-join: %s\n' "$*" >&2
   exit 1
 }
-redact() { sed -E 's/[a-z0-9]{6}\.[a-z0-9]{16}/[redacted-token]/g; s/[a-fA-F0-9]{64}/[redacted-key]/g'; }
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-if [[ ! -t 0 ]]; then
-  payload="$(cat)"
-  if [[ -n "$payload" ]] && { [[ ! -f "$config" ]] || [[ "$(cat "$config")" != "$payload" ]]; }; then
-    mkdir -p "$(dirname "$config")"
-    (umask 077 && printf '%s\n' "$payload" >"$config.hakube-tmp")
-    mv -f "$config.hakube-tmp" "$config"
-    log "wrote ${config#"$root"}"
-  fi
-fi
+install_stdin_config "$config"
 
 if [[ -f "$root/etc/kubernetes/kubelet.conf" ]]; then
   if [[ "$mode" == control-plane ]] && [[ ! -f "$root/etc/kubernetes/manifests/kube-apiserver.yaml" ]]; then

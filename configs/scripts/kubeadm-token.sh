@@ -23,7 +23,8 @@ fail() {
   printf 'kubeadm-token: %s\n' "$*" >&2
   exit 1
 }
-redact() { sed -E 's/[a-z0-9]{6}\.[a-z0-9]{16}/[redacted-token]/g; s/[a-fA-F0-9]{64}/[redacted-key]/g'; }
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 [[ -s "$admin" ]] || fail "${admin#"$root"} is missing: run this on the first control-plane node after init"
 [[ -s "$ca" ]] || fail "${ca#"$root"} is missing"

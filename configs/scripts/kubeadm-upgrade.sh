@@ -14,7 +14,7 @@
 #   KUBERNETES_VERSION     x.y.z (required)
 #   ROLE                   first | control-plane | worker (required)
 #   NODE_NAME              for the report (required)
-#   KUBERNETES_APT_SOURCE  optional one-line apt source (a new minor needs its own pkgs.k8s.io source)
+#   KUBERNETES_APT_SOURCE  optional one-line apt source (a new minor needs its own Kubernetes apt source)
 #   HAKUBE_ROOT            prefix for every path (tests point it at a scratch root)
 set -euo pipefail
 

@@ -17,19 +17,9 @@ root="${HAKUBE_ROOT:-}"
 export DEBIAN_FRONTEND=noninteractive
 
 log() { printf 'node-prereqs: %s\n' "$*"; }
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-# Write $2 to $1 only when it differs; return 0 when the file changed.
-write_if_changed() {
-  local path="$1" content="$2"
-  if [[ -f "$path" ]] && [[ "$(cat "$path")" == "$content" ]]; then
-    return 1
-  fi
-  mkdir -p "$(dirname "$path")"
-  printf '%s\n' "$content" >"$path.hakube-tmp"
-  mv "$path.hakube-tmp" "$path"
-  log "wrote ${path#"$root"}"
-  return 0
-}
 
 installed_version() {
   dpkg-query -W -f='${Version}' "$1" 2>/dev/null || true
