@@ -100,9 +100,11 @@ class Namespace:
     create: bool = True  # False: the namespace exists already; hakube only labels it
 
 
-def psa_labels(level: str, cluster: Cluster) -> dict[str, str]:
+def psa_labels(level: str) -> dict[str, str]:
     """Enforce `level`; warn and audit at `restricted` so users see what would not pass it."""
-    version = f"v1.{cluster.minor}"  # pinned to the cluster's minor, so upgrades change no verdict
+    # "latest": the policy definitions of the running apiserver, so they follow each upgrade the
+    # way a label pinned to the cluster's minor would, without an upgrade rewriting every namespace.
+    version = "latest"
     return {
         "pod-security.kubernetes.io/enforce": level,
         "pod-security.kubernetes.io/enforce-version": version,
@@ -129,7 +131,7 @@ def namespaces(cluster: Cluster) -> list[Namespace]:
 
 
 def namespace_manifest(ns: Namespace, cluster: Cluster) -> dict[str, Any]:
-    return {"name": ns.name, "labels": {"app.kubernetes.io/managed-by": "hakube", **psa_labels(ns.level, cluster)}}
+    return {"name": ns.name, "labels": {"app.kubernetes.io/managed-by": "hakube", **psa_labels(ns.level)}}
 
 
 # --- control-plane isolation: ValidatingAdmissionPolicy and its Python twin ---------------------
