@@ -95,7 +95,7 @@ def default_gateway(cluster: Cluster) -> ipaddress.IPv4Address:
 
     The control-plane network has no gateway: it is one L2 segment between control-plane nodes.
     """
-    return next(cluster.network.node_cidr.hosts())
+    return cluster.network.default_gateway
 
 
 def vm_nics(cluster: Cluster, node: ControlPlaneNode) -> tuple[VmNic, VmNic]:

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from topology import Cluster, load_cluster
 from topology.cpuset import format_cpuset
+from topology.sizing import ASSUMED_BARE_METAL, minimum_node
 
 # The public half of an example key; only its shape matters to the topology rules.
 AUTHORIZED_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOjEaR6noJnF8NNen+ndNRFNJVLQxG/oNbEK3An3fyS2 hakube-test"
@@ -42,9 +43,10 @@ def _subnet(draw: st.DrawFn, within: str, prefix: int) -> ipaddress.IPv4Network:
     return ipaddress.IPv4Network((int(parent.network_address) + index * 2 ** (32 - prefix), prefix))
 
 
-def _hosts(draw: st.DrawFn, net: ipaddress.IPv4Network, count: int) -> list[str]:
-    """`count` distinct usable host addresses of `net` (never the network or broadcast address)."""
-    offsets = draw(st.lists(st.integers(1, net.num_addresses - 2), min_size=count, max_size=count, unique=True))
+def _hosts(draw: st.DrawFn, net: ipaddress.IPv4Network, count: int, first: int = 1) -> list[str]:
+    """`count` distinct usable host addresses of `net` from offset `first` (never the network or
+    broadcast address)."""
+    offsets = draw(st.lists(st.integers(first, net.num_addresses - 2), min_size=count, max_size=count, unique=True))
     return [str(net.network_address + offset) for offset in offsets]
 
 
@@ -67,11 +69,13 @@ def _vm_plan(draw: st.DrawFn, cp_count: int) -> tuple[int, list[int | None]]:
 
 
 def _vm_sizes(draw: st.DrawFn) -> dict[str, Any]:
-    cpus = draw(st.integers(2, 8))  # 2+: the kubelet reserves some, not all, vCPUs
-    sizes: dict[str, Any] = {"cpus": cpus, "memoryGiB": draw(st.integers(1, 32))}
+    # The static pods need 2 vCPUs beyond reservedCpus (default 1) and 5 GiB (topology/sizing.py).
+    spare, min_memory = minimum_node()
+    cpus = draw(st.integers(spare + 1, 8))
+    sizes: dict[str, Any] = {"cpus": cpus, "memoryGiB": draw(st.integers(min_memory, 32))}
     _maybe(draw, sizes, "osDiskGiB", draw(st.integers(10, 200)))
     _maybe(draw, sizes, "etcdDiskGiB", draw(st.integers(1, 100)))
-    reserved = draw(st.sets(st.integers(0, cpus - 1), min_size=1, max_size=cpus - 1))
+    reserved = draw(st.sets(st.integers(0, cpus - 1), min_size=1, max_size=cpus - spare))
     _maybe(draw, sizes, "reservedCpus", format_cpuset(sorted(reserved)))
     return sizes
 
@@ -155,7 +159,8 @@ def clusters(draw: st.DrawFn, max_workers: int = 20) -> dict[str, Any]:
 
     host_count = hv_count + cp_count + lb_count + worker_count
     names = draw(st.lists(dns_labels, min_size=host_count + 1, max_size=host_count + 1, unique=True))
-    addresses = _hosts(draw, node_net, host_count + 1)  # the last one is the VIP
+    # From offset 2: the first address is the nodes network's gateway (control-plane VMs route via it).
+    addresses = _hosts(draw, node_net, host_count + 1, first=2)  # the last one is the VIP
     cp_addresses = _hosts(draw, cp_net, cp_count)
 
     cp_nodes: list[dict[str, Any]] = []
@@ -166,7 +171,10 @@ def clusters(draw: st.DrawFn, max_workers: int = 20) -> dict[str, Any]:
             node["hypervisor"] = names[on_hv[i]]
             node.update(_vm_sizes(draw))
         else:
-            _maybe(draw, node, "reservedCpus", format_cpuset(sorted(draw(st.sets(st.integers(0, 63), min_size=1)))))
+            # Bare metal is taken to have ASSUMED_BARE_METAL CPUs: the static pods need `spare` of them.
+            spare_cores = ASSUMED_BARE_METAL[0] - minimum_node()[0]
+            reserved = draw(st.sets(st.integers(0, 63), min_size=1, max_size=spare_cores))
+            _maybe(draw, node, "reservedCpus", format_cpuset(sorted(reserved)))
         cp_nodes.append(node)
     hypervisors = [
         _hypervisor(draw, names[h], addresses[h], [cp for cp, at in zip(cp_nodes, on_hv, strict=True) if at == h])

@@ -290,6 +290,20 @@ CASES: list[Case] = [
      [f"{R}.controlPlane.nodes[0].reservedCpus: 0-3 must name some, not all, of the VM's vCPUs 0-3"]),
     ("vm-reserves-missing-vcpu", "dev", {"controlPlane.nodes[0].reservedCpus": "4"},
      [f"{R}.controlPlane.nodes[0].reservedCpus: 4 must name some, not all, of the VM's vCPUs 0-3"]),
+    # --- room for the control-plane static pods (topology/sizing.py: 2 CPUs beyond reservedCpus, 5 GiB)
+    ("vm-too-few-vcpus", "dev", {"controlPlane.nodes[0].cpus": 2, "controlPlane.nodes[0].pinnedCpus": "2-3",
+                                 "controlPlane.nodes[0].reservedCpus": "0"},
+     [f"{R}.controlPlane.nodes[0].cpus: 2 vCPUs less reservedCpus 0 (1) leave too few for the control-plane"
+      " static pods: they need 2 beyond reservedCpus"]),
+    ("vm-too-little-memory", "dev", {"controlPlane.nodes[2].memoryGiB": 4},
+     [f"{R}.controlPlane.nodes[2].memoryGiB: 4 GiB is too little for the control-plane static pods: they need 5 GiB"]),
+    ("bare-metal-reserves-too-many", "edge", {"controlPlane.nodes[1].reservedCpus": "0-2"},
+     [f"{R}.controlPlane.nodes[1].reservedCpus: the 4 CPUs assumed of a bare-metal control-plane node less"
+      " reservedCpus 0-2 (3) leave too few for the control-plane static pods: they need 2 beyond reservedCpus"]),
+    # --- the nodes network's first address routes the control-plane VMs
+    ("vm-on-gateway", "dev", {"controlPlane.nodes[1].address": "198.18.0.1"},
+     [f"{R}.controlPlane.nodes[1].address: 198.18.0.1 is the first address of network.nodeCidr, the default"
+      " gateway of control-plane VMs; give the VM another address"]),
     # --- hypervisor capacity
     ("memory-one-vm-over", "dev", {"controlPlane.nodes[0].memoryGiB": 57},
      [f"{R}.hypervisors[0].memoryGiB: VMs cp1 need 57 GiB but only 56 GiB is free after reservedMemoryGiB"]),
@@ -620,7 +634,9 @@ def test_stacked_lb_nodes_borrow_control_plane_addresses() -> None:
              "loadBalancer.nodes[1].priority": 1}),
     ("dev", {"controlPlane.nodes[0].memoryGiB": 56}),                            # exactly the free memory
     ("dev", {"controlPlane.nodes[1].hypervisor": "hv1", "controlPlane.nodes[1].pinnedCpus": "6-9"}),
-    ("dev", {"controlPlane.nodes[0].pinnedCpus": "2,4,6,8", "controlPlane.nodes[0].reservedCpus": "0-2"}),
+    # Reserves all but 2 vCPUs: the least the static pods need (topology/sizing.py).
+    ("dev", {"controlPlane.nodes[0].cpus": 5, "controlPlane.nodes[0].pinnedCpus": "2,4,6,8,10",
+             "controlPlane.nodes[0].reservedCpus": "0-2", "controlPlane.nodes[0].memoryGiB": 5}),
     ("dev", {"hypervisors[0].pools[1].path": "/var/lib/hakube/cp2"}),            # a prefix, not a parent
     ("dev", {"ssh.user": "deploy.bot_1"}),
     ("edge", {"apiEndpoint.port": 443, "controlPlane.apiserverPort": DELETE}),

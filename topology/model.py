@@ -196,6 +196,12 @@ class NetworkConfig(Strict):
         " hosts keep their own). Default none: the VMs then cannot resolve names, e.g. for apt.",
     )
 
+    @property
+    def default_gateway(self) -> ipaddress.IPv4Address:
+        """The nodes network's router, by convention its first host address (198.18.0.1 in
+        198.18.0.0/24): the default route in control-plane VMs' network-config."""
+        return next(self.node_cidr.hosts())
+
 
 class ApiEndpoint(Strict):
     vip: Address = Field(description="Virtual IP that keepalived moves between the LB nodes.")

@@ -13,6 +13,7 @@ from itertools import combinations
 
 from topology.cpuset import parse_cpuset
 from topology.model import NODEPORT_RANGE, Cluster, ControlPlaneNode, Pool, address_range
+from topology.sizing import STATIC_POD_SIZES, minimum_node, node_capacity, static_pod_budget, total
 
 Loc = tuple[str | int, ...]
 
@@ -224,6 +225,38 @@ def control_plane_vms(c: Cluster) -> Iterator[Problem]:
                           f"{node.reserved_cpus} must name some, not all, of the VM's vCPUs 0-{node.cpus - 1}")
 
 
+def control_plane_capacity(c: Cluster) -> Iterator[Problem]:
+    """Each control-plane node leaves room for the smallest tier of static pods (topology/sizing.py)."""
+    smallest = total(STATIC_POD_SIZES[-1][1])
+    cpus_needed, memory_needed = minimum_node()
+    for i, node in enumerate(c.control_plane.nodes):
+        if node.is_vm and (node.cpus is None or node.memory_gib is None
+                           or not set(parse_cpuset(node.reserved_cpus)) < set(range(node.cpus))):
+            continue  # control_plane_vms names the missing field or the bad reservedCpus
+        budget = static_pod_budget(node)
+        loc = ("controlPlane", "nodes", i)
+        reserved = len(parse_cpuset(node.reserved_cpus))
+        if budget.cpu_milli < smallest.cpu_milli:
+            cpus = node_capacity(node)[0]
+            what = f"{cpus} vCPUs" if node.is_vm else f"the {cpus} CPUs assumed of a bare-metal control-plane node"
+            yield Problem((*loc, "cpus" if node.is_vm else "reservedCpus"),
+                          f"{what} less reservedCpus {node.reserved_cpus} ({reserved}) leave too few for the"
+                          f" control-plane static pods: they need {cpus_needed} beyond reservedCpus")
+        if budget.memory_mib < smallest.memory_mib:
+            yield Problem((*loc, "memoryGiB"),
+                          f"{node.memory_gib} GiB is too little for the control-plane static pods: they need"
+                          f" {memory_needed} GiB")
+
+
+def vm_gateway(c: Cluster) -> Iterator[Problem]:
+    gateway = c.network.default_gateway
+    for i, node in enumerate(c.control_plane.nodes):
+        if node.is_vm and node.address == gateway:
+            yield Problem(("controlPlane", "nodes", i, "address"),
+                          f"{gateway} is the first address of network.nodeCidr, the default gateway of control-plane"
+                          " VMs; give the VM another address")
+
+
 def vm_access(c: Cluster) -> Iterator[Problem]:
     if any(n.is_vm for n in c.control_plane.nodes) and not c.ssh.authorized_key:
         yield Problem(("ssh", "authorizedKey"), "required: cloud-init puts this public key into the control-plane VMs")
@@ -318,6 +351,8 @@ RULES: tuple[Callable[[Cluster], Iterator[Problem]], ...] = (
     vrrp_settings,
     endpoint_port,
     control_plane_vms,
+    control_plane_capacity,
+    vm_gateway,
     vm_access,
     hypervisor_capacity,
     workers_and_profile,
