@@ -36,6 +36,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from topology import ROOT, load_cluster, read_stack_file  # noqa: E402
+from topology.rules import MAX_UPGRADE_LANE  # noqa: E402
 
 BASE_STACK = REPO / "Pulumi.dev.yaml"
 NODE_CIDR = "198.18.0.0/16"  # room for ~60,000 hosts; the dev stack's addresses all stay valid
@@ -77,6 +78,8 @@ def topology(workers: int | list[int], *, extra_control_planes: int = 0, **overr
         node["controlPlaneAddress"] = str(net.network_address + ipaddress.IPv4Address(node["address"]).packed[-1])
     numbers = range(1, workers + 1) if isinstance(workers, int) else workers
     data["workers"] = [worker(n) for n in numbers]
+    # As an operator of a large fleet must: upgrade lanes stay within topology.rules.MAX_UPGRADE_LANE.
+    data["upgrade"] = {"workerParallelism": max(1, -(-len(data["workers"]) // MAX_UPGRADE_LANE))}
     data.update(overrides)
     load_cluster(data)  # a generated topology that the program would refuse measures nothing
     return data

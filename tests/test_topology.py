@@ -421,6 +421,10 @@ CASES: list[Case] = [
      [f"{R}.workers[0].labels['kubernetes.io/os']: Input should be a valid string (got 1)"]),
     ("unknown-no-match", "dev", {"apiEndpoint.zzz": 1}, [f"{R}.apiEndpoint.zzz: unknown key; known keys: vip, port"]),
     # --- MetalLB's L2 pool: inside nodeCidr, clear of hosts, the VIP and itself
+    ("upgrade-lane-too-long", "dev",
+     {"workers": [{"name": f"x{i}", "address": f"198.18.0.{i}"} for i in [*range(44, 100), *range(101, 246)]]},
+     [f"{R}.upgrade.workerParallelism: 1 chains 201 worker upgrades one after another; Pulumi fails on"
+      " dependency chains that long: use at least 2 for 201 workers"]),
     ("metallb-no-addresses", "dev", {"addons.metallb": {"enabled": True}},
      [f"{R}.addons.metallb.addresses: required when addons.metallb.enabled is true"]),
     ("metallb-outside", "dev", {"addons.metallb": {"addresses": ["198.18.2.0/29"]}},

@@ -340,6 +340,22 @@ def metallb_pool(c: Cluster) -> Iterator[Problem]:
         spans.append((first, last))
 
 
+# Worker upgrades form lanes of ceil(workers / workerParallelism) chained steps (components/upgrade.py).
+# Pulumi's dependency-cycle check recurses once per link: 250 chained workers ran, 400 raised
+# RecursionError (bench/scale.py topologies, under mocks; the same SDK code runs under `pulumi up`).
+MAX_UPGRADE_LANE = 200
+
+
+def upgrade_lanes(c: Cluster) -> Iterator[Problem]:
+    parallelism = c.upgrade.worker_parallelism
+    lane = -(-len(c.workers) // parallelism)
+    if lane > MAX_UPGRADE_LANE:
+        need = -(-len(c.workers) // MAX_UPGRADE_LANE)
+        yield Problem(("upgrade", "workerParallelism"),
+                      f"{parallelism} chains {lane} worker upgrades one after another; Pulumi fails on dependency"
+                      f" chains that long: use at least {need} for {len(c.workers)} workers")
+
+
 RULES: tuple[Callable[[Cluster], Iterator[Problem]], ...] = (
     unique_names,
     unique_addresses,
@@ -357,6 +373,7 @@ RULES: tuple[Callable[[Cluster], Iterator[Problem]], ...] = (
     hypervisor_capacity,
     workers_and_profile,
     metallb_pool,
+    upgrade_lanes,
 )
 
 
