@@ -72,7 +72,7 @@ class Addons(Component):
         return pulumi.ResourceOptions(parent=self, provider=self.provider, depends_on=[a for a in after if a])
 
     def _namespace(self, ns: cfg.Namespace) -> pulumi.CustomResource:
-        meta = cfg.namespace_manifest(ns, self.cluster)
+        meta = cfg.namespace_manifest(ns)
         if ns.create:
             return k8s.core.v1.Namespace(f"addon-ns-{ns.name}", metadata=meta, opts=self._opts())
         # An existing namespace (default): server-side apply adds hakube's labels, keeps the rest.

@@ -130,7 +130,7 @@ def namespaces(cluster: Cluster) -> list[Namespace]:
     return out
 
 
-def namespace_manifest(ns: Namespace, cluster: Cluster) -> dict[str, Any]:
+def namespace_manifest(ns: Namespace) -> dict[str, Any]:
     return {"name": ns.name, "labels": {"app.kubernetes.io/managed-by": "hakube", **psa_labels(ns.level)}}
 
 
@@ -320,12 +320,6 @@ def smoke_service() -> dict[str, Any]:
             "ports": [{"name": "http", "port": 80, "targetPort": "http", "nodePort": SMOKE_NODE_PORT}],
         },
     }
-
-
-def node_addresses(cluster: Cluster) -> list[str]:
-    """`name=address` of every Kubernetes node, the form smoke-check.sh names nodes by."""
-    nodes = [*cluster.control_plane.nodes, *cluster.workers]
-    return [f"{n.name}={n.address}" for n in nodes]
 
 
 def smoke_summary(outputs: list[str]) -> str:

@@ -7,7 +7,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
 
-from dryrun.mockrun import MockRun, Record, public
+from dryrun.mockrun import MockRun, public
 
 
 class PlanError(RuntimeError):
@@ -161,7 +161,3 @@ def files_for_hosts(run: MockRun) -> dict[str, str]:
         for rel, content in (inputs.get("artifacts") or {}).items():
             files[rel] = content
     return files
-
-
-def record_index(run: MockRun) -> dict[str, Record]:
-    return {r.name: r for r in run.records}

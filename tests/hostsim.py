@@ -8,7 +8,6 @@ stdin; its behaviour is a small bash body you choose (exit codes, output, files 
 from __future__ import annotations
 
 import json
-import os
 import stat
 import subprocess
 from dataclasses import dataclass, field
@@ -78,7 +77,3 @@ class ScratchHost:
             if path.is_file():
                 out[str(path.relative_to(self.root))] = path.read_bytes().decode(errors="replace")
         return out
-
-
-def is_executable(path: Path) -> bool:
-    return os.access(path, os.X_OK)

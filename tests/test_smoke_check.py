@@ -105,9 +105,10 @@ def test_bad_input_refused(tmp_path: Path, env: dict[str, str], message: str) ->
     assert host.calls("curl") == []
 
 
-def test_env_from_config_names_every_node() -> None:
+def test_env_from_config_names_the_given_nodes() -> None:
     cluster = load_cluster(stack_cluster("dev"))
-    env = cfg.smoke_check_env(cluster, cfg.node_addresses(cluster))
+    nodes = [f"{n.name}={n.address}" for n in [*cluster.control_plane.nodes, *cluster.workers]]
+    env = cfg.smoke_check_env(cluster, nodes)
     entries = env["NODE_ADDRESSES"].split()
     assert entries == ["cp1=198.18.0.21", "cp2=198.18.0.22", "cp3=198.18.0.23",
                        "w1=198.18.0.41", "w2=198.18.0.42", "w3=198.18.0.43"]
