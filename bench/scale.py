@@ -118,7 +118,7 @@ def measure(workers: int) -> dict[str, Any]:
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="hk-scale-") as out:
         load_cluster(config[ROOT])  # as `python -m dryrun` validates before it builds
-        verdict = output.build(config, "scale", Path(out))
+        verdict = output.build(config, "scale", Path(out), reclaim=False)  # as `python -m dryrun` does
         total = time.perf_counter() - t0
     return {
         "workers": workers, "resources": verdict.resources, "import_s": imported - started,

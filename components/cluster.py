@@ -63,7 +63,7 @@ class HakubeCluster(Component):
         self.addons = Addons(cluster, self.kubeconfig, [self.kubeadm.last_control_plane],
                              self.nodes[first.name].host, targets, child)
         # Version changes and certificate renewal, each node once it has joined (components/upgrade.py).
-        self.upgrades = Upgrades(cluster, self.nodes, lb_hosts, joined=self.kubeadm.kubelets,
+        self.upgrades = Upgrades(cluster, self.nodes, lb_hosts, joined=self.kubeadm.members,
                                  previous_version=previous_version)
         self.finish()
 

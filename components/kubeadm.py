@@ -14,41 +14,37 @@ from collections.abc import Mapping, Sequence
 import pulumi
 
 from components.node import Node
-from components.remote import FileDrop, run_script
+from components.remote import FileDrop, FileSet, run_script
 from configs import kubeadm
 from topology import Cluster, ControlPlaneNode, Worker
 from topology.bootstrap import Bootstrap
 
 KubeNode = ControlPlaneNode | Worker
 # hakube's record of the node's kubelet configuration; kubelet-cpu-manager.sh applies its CPU
-# manager fields to the file kubeadm owns (/var/lib/kubelet/config.yaml).
+# manager fields to the file kubeadm owns (/var/lib/kubelet/config.yaml) once the node has joined.
 KUBELET_RECORD_PATH = "/var/lib/kubelet/hakube-config.yaml"
-
-
-def _drop_name(node: str, path: str) -> str:
-    """/etc/kubernetes/kubeadm/join.yaml -> cp2-kubeadm-config; .../patches/etcd+strategic.yaml -> cp2-patch-etcd."""
-    if path.startswith(kubeadm.KUBEADM_DIR):
-        return f"{node}-kubeadm-config"
-    if path == KUBELET_RECORD_PATH:
-        return f"{node}-kubelet-config"
-    return f"{node}-patch-{path.rsplit('/', 1)[-1].split('+', 1)[0]}"
+# Run in the same step as the files are placed: a later change of the node's reserved CPUs or the
+# cluster's CPU manager policy reaches a running kubelet; before the join, kubeadm writes the file.
+APPLY_KUBELET_RECORD = ("kubelet-cpu-manager.sh", {"KUBELET_RECORD": KUBELET_RECORD_PATH})
 
 
 def place_files(cluster: Cluster, spec: KubeNode, node: Node, *, runs_init: bool) -> list[pulumi.Resource]:
-    """The node's kubeadm config and patches; returns what kubeadm must wait for."""
+    """The node's kubeadm config, patches and kubelet record; returns what kubeadm must wait for."""
     files = {**kubeadm.node_files(cluster, spec, runs_init),
              KUBELET_RECORD_PATH: kubeadm.kubelet_config(cluster, spec)}
-    drops = [
-        FileDrop(_drop_name(spec.name, path), node.host, path, content, mode="0600",
-                 # init.yaml is read by `kubeadm init` only (afterwards the cluster keeps its
-                 # ClusterConfiguration in the kubeadm-config ConfigMap): it stays as init read it,
-                 # so adding a control-plane node (certSANs) does not touch the init node.
-                 write_once=path == kubeadm.INIT_CONFIG_PATH,
-                 # Placed once the host is prepared (directories, kubeadm installed).
-                 opts=pulumi.ResourceOptions(parent=node, depends_on=[node.prerequisites]))
-        for path, content in files.items()
-    ]
-    return [drop.command for drop in drops]
+    # Placed once the host is prepared (directories, kubeadm installed).
+    after = pulumi.ResourceOptions(parent=node, depends_on=[node.prerequisites])
+    placed: list[pulumi.Resource] = []
+    init_config = files.pop(kubeadm.INIT_CONFIG_PATH, None)
+    if init_config is not None:
+        # init.yaml is read by `kubeadm init` only (afterwards the cluster keeps its
+        # ClusterConfiguration in the kubeadm-config ConfigMap): it stays as init read it, so adding
+        # a control-plane node (certSANs) does not touch the init node.
+        placed.append(FileDrop(f"{spec.name}-kubeadm-init-config", node.host, kubeadm.INIT_CONFIG_PATH,
+                               init_config, mode="0600", write_once=True, opts=after).command)
+    placed.append(FileSet(f"{spec.name}-kubeadm-files", node.host, files, then=APPLY_KUBELET_RECORD,
+                          opts=after).command)
+    return placed
 
 
 # Steps whose delete resets or removes a node must never be *replaced* (a replacement runs the
@@ -72,7 +68,8 @@ class KubeadmCluster:
         self.first_host = nodes[roles.admin_node].host
         files = {spec.name: place_files(cluster, spec, nodes[spec.name], runs_init=spec.name == roles.init_node)
                  for spec in self._specs()}
-        self.kubelets: dict[str, pulumi.Resource] = {}
+        # The step after which each node counts as joined: init, or the node's membership check.
+        self.members: dict[str, pulumi.Resource] = {}
         self.joins: dict[str, pulumi.Resource] = {}
         self._first_member: pulumi.Resource | None = None
 
@@ -89,7 +86,7 @@ class KubeadmCluster:
             if roles.init_node != roles.admin_node:
                 # Promoted: the init node is removed like any member, from the admin node.
                 joined = self._membership(roles.init_node, init_node, self.init, control_plane=True)
-            self.kubelets[roles.init_node] = self._kubelet(self._spec(roles.init_node), init_node, joined)
+            self.members[roles.init_node] = joined
 
         # Control-plane joins one at a time: etcd grows by one member, and is healthy, before the next.
         previous = self.init
@@ -115,16 +112,6 @@ class KubeadmCluster:
     def _specs(self) -> list[KubeNode]:
         return [*self.cluster.control_plane.nodes, *self.cluster.workers]
 
-    def _spec(self, name: str) -> KubeNode:
-        return next(spec for spec in self._specs() if spec.name == name)
-
-    def _kubelet(self, spec: KubeNode, node: Node, after: pulumi.Resource) -> pulumi.Resource:
-        """Keep the kubelet's CPU manager settings in line with config after the node joined."""
-        return run_script(
-            f"{spec.name}-kubelet", node.host, "kubelet-cpu-manager.sh",
-            payload=kubeadm.kubelet_config(self.cluster, spec),
-            opts=pulumi.ResourceOptions(parent=node, depends_on=[after]),
-        )
 
     def _membership(self, name: str, node: Node, join: pulumi.Resource, *, control_plane: bool) -> pulumi.Resource:
         """Waits for the node's registration; its delete takes the node out (drain, delete, etcd member)."""
@@ -159,5 +146,5 @@ class KubeadmCluster:
         membership = self._membership(spec.name, node, join, control_plane=control_plane)
         self.joins[spec.name] = join
         self._first_member = self._first_member or membership
-        self.kubelets[spec.name] = self._kubelet(spec, node, membership)
+        self.members[spec.name] = membership
         return membership

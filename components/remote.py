@@ -10,7 +10,7 @@ import pulumi
 from pulumi_command import remote
 
 from components.base import Component
-from configs.remote import command_line, secret_stdin
+from configs.remote import command_line, file_set_stdin, secret_stdin
 from configs.scripts import script
 
 
@@ -49,6 +49,7 @@ def run_script(
     triggers: Sequence[str] = (),
     ignore_changes: Sequence[str] = (),
     secret_stdout: bool = False,
+    then: tuple[str, Mapping[str, str]] | None = None,
     opts: pulumi.ResourceOptions,
 ) -> remote.Command:
     """Run configs/scripts/<script_name> as root on `host`.
@@ -58,6 +59,7 @@ def run_script(
     the script's text or any of `triggers` (content hashes) changes; a change of `env` alone runs
     the script again as an update. `delete_scripts` run in order when the resource is destroyed.
     `secret_stdout` keeps what the script prints (credentials, a kubeconfig) encrypted in state.
+    `then` (script name, env): a second script run in the same step once the first succeeded.
     """
     stdin: pulumi.Input[str] | None = None
     if secrets:
@@ -70,13 +72,18 @@ def run_script(
     elif payload != "":
         stdin = payload
     delete = " && ".join(command_line(name, delete_env or env) for name in delete_scripts) or None
+    create = command_line(script_name, env, reads_secrets=bool(secrets))
+    scripts = [script(script_name)]
+    if then is not None:
+        create += " && " + command_line(*then)
+        scripts.append(script(then[0]))
     return remote.Command(
         resource_name,
         connection=host.connection,
-        create=command_line(script_name, env, reads_secrets=bool(secrets)),
+        create=create,
         delete=delete,
         stdin=stdin,
-        triggers=[digest(script(script_name)), *triggers],
+        triggers=[digest(*scripts), *triggers],
         # stdout may carry what a script prints for us to parse; never echo stdin/secrets to logs.
         logging=remote.Logging.STDERR,
         opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(
@@ -121,3 +128,25 @@ class FileDrop(Component):
             opts=pulumi.ResourceOptions(parent=self),
         )
         self.finish(sha256=digest(content))
+
+
+class FileSet(Component):
+    """A node's files that no daemon checks or reloads (kubeadm config, patches, kubelet record),
+    placed by one step: one SSH session a node instead of one a file (bench/scale.py).
+
+    The files (path, content, mode) are this component's own inputs so the dry run can write each
+    where the host would have it and the policy pack can read it.
+    """
+
+    def __init__(self, name: str, host: Host, files: Mapping[str, str], *, mode: str = "0600",
+                 then: tuple[str, Mapping[str, str]] | None = None, opts: pulumi.ResourceOptions) -> None:
+        """`then` (script, env): run on the host right after the files are in place (run_script)."""
+        entries = [{"path": path, "content": content, "mode": mode} for path, content in sorted(files.items())]
+        payload = file_set_stdin([(e["path"], mode, e["content"]) for e in entries])
+        super().__init__("FileSet", name, {"host": host.name, "files": entries}, opts)
+        self.command = run_script(
+            f"{name}-apply", host, "file-set.sh", payload=payload, then=then,
+            # Any file's change places the set again (unchanged files are left untouched).
+            triggers=[digest(payload)], opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.finish(sha256=digest(payload))

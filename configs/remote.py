@@ -9,9 +9,10 @@ on the script's stdin (e.g. a file's content).
 
 from __future__ import annotations
 
+import base64
 import re
 import shlex
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from functools import cache
 
 from configs.scripts import script
@@ -56,3 +57,17 @@ def secret_stdin(secrets: Mapping[str, str], payload: str = "") -> str:
             raise ValueError(f"secret {name} must be one non-empty line")
         lines.append(f"{name}={value}")
     return "\n".join(lines) + "\n\n" + payload
+
+
+def file_set_stdin(files: Sequence[tuple[str, str, str]]) -> str:
+    """What file-set.sh reads: one `mode path base64(content)` line for each (path, mode, content)."""
+    lines = []
+    for path, mode, content in files:
+        if not path.startswith("/") or any(c.isspace() for c in path):
+            raise ValueError(f"file path {path!r} must be absolute, without whitespace")
+        if not re.fullmatch(r"0?[0-7]{3}", mode):
+            raise ValueError(f"{path}: bad file mode {mode!r}")
+        lines.append(f"{mode} {path} {base64.b64encode(content.encode()).decode()}")
+    if not lines:
+        raise ValueError("a file set needs at least one file")
+    return "\n".join(lines) + "\n"

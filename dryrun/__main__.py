@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     # Build in a scratch directory and move it into place whole: a failed run leaves no half tree.
     scratch = Path(tempfile.mkdtemp(prefix=".dryrun-", dir=out.parent if out.parent.exists() else None))
     try:
-        verdict = build(config, stack, scratch, previous_version=previous)
+        verdict = build(config, stack, scratch, previous_version=previous, reclaim=False)  # the process ends next
         if out.exists():
             shutil.rmtree(out)
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -21,8 +21,11 @@ class Verdict:
     summary: str
 
 
-def build(config: dict[str, Any], stack: str, out: Path, previous_version: str | None = None) -> Verdict:
-    run = run_program(config[ROOT], stack, previous_version=previous_version, previous=committed_outputs(stack))
+def build(config: dict[str, Any], stack: str, out: Path, previous_version: str | None = None,
+          reclaim: bool = True) -> Verdict:
+    """`reclaim=False` when the process ends soon after (mockrun.run_function)."""
+    run = run_program(config[ROOT], stack, previous_version=previous_version, previous=committed_outputs(stack),
+                      reclaim=reclaim)
     table = resource_table(run)
     write_tree(out, run, table, stack)
     write_dry_run_svg(config[ROOT], out)  # topology.svg; a warning instead when Graphviz is missing

@@ -158,6 +158,8 @@ def files_for_hosts(run: MockRun) -> dict[str, str]:
         inputs = public(r.inputs)
         if r.type == "hakube:index:FileDrop":
             files[f"hosts/{inputs['host']}/{inputs['path'].lstrip('/')}"] = inputs["content"]
+        for placed in inputs.get("files") or [] if r.type == "hakube:index:FileSet" else []:
+            files[f"hosts/{inputs['host']}/{placed['path'].lstrip('/')}"] = placed["content"]
         for rel, content in (inputs.get("artifacts") or {}).items():
             files[rel] = content
     return files

@@ -63,8 +63,9 @@ class Scope:
     path_prefix: str = ""
 
     def count(self, resources: Iterable[rules.Resource]) -> int:
-        return sum(1 for r in resources if r.type in self.types
-                   and str(r.props.get("path") or "").startswith(self.path_prefix))
+        """The resources in scope; a FileSet is when one of its files is (rules.placed_files)."""
+        return len({r.urn for r in rules.placed_files(resources) if r.type in self.types
+                    and str(r.props.get("path") or "").startswith(self.path_prefix)})
 
 
 def _plain(value: Any) -> Any:
@@ -85,16 +86,21 @@ def to_resource(type_: str, name: str, urn: str, props: Any, opts: PolicyResourc
                 parent: str | None = None, dependencies: Sequence[str] = (),
                 property_dependencies: Mapping[str, Sequence[str]] | None = None,
                 provider: str | None = None) -> rules.Resource:
-    raw = _plain(props) or {}
-    secret = {k for k, v in raw.items() if rules.contains_secret(v)}
-    secret |= set(getattr(opts, "additional_secret_outputs", None) or [])
+    revealed, secret = _once("props", props, lambda: _revealed(props))
+    secret |= frozenset(getattr(opts, "additional_secret_outputs", None) or [])
     return rules.Resource(
-        urn=urn, type=type_, name=name, props=rules.reveal(raw),
+        urn=urn, type=type_, name=name, props=revealed,
         parent=parent or (getattr(opts, "parent", None) or None),
         dependencies=tuple(dependencies),
         property_dependencies={k: tuple(v) for k, v in (property_dependencies or {}).items()},
         provider=provider, secrets=frozenset(secret),
     )
+
+
+def _revealed(props: Any) -> tuple[dict[str, Any], frozenset[str]]:
+    """The props as plain data with secrets unwrapped, and the names of those that held one."""
+    raw = _plain(props) or {}
+    return rules.reveal(raw), frozenset(k for k, v in raw.items() if rules.contains_secret(v))
 
 
 def from_policy_resource(r: PolicyResource) -> rules.Resource:
@@ -123,7 +129,8 @@ def shared_conversions() -> Iterator[None]:
     is converted once, and that conversion is shared by every policy handed the same object.
 
     The dry run evaluates all policies over one set of PolicyResources, so without this it converted
-    the whole stack again for each of the 16 stack policies. The engine's policy server builds fresh
+    the whole stack again for each of the 16 stack policies; within it, a resource's props are
+    converted once for the stack and the resource policies alike. The engine's policy server builds fresh
     objects for every policy call and never enters this block: there each call converts, as before.
     Rules must treat what they get as read-only (rules.Resource is frozen; its props are shared).
     """
@@ -234,7 +241,7 @@ POLICIES: list[Policy] = [
                                        "kube-public, kube-node-lease, hakube-system and the CNIs'."}})),
     resource_policy("secrets", "SSH keys, bootstrap tokens, certificate keys and kubeconfigs are Pulumi secrets, "
                     "never plain inputs, argv or logs.", lambda r, _config: rules.secrets(r), MANDATORY,
-                    Scope((rules.COMMAND, rules.K8S_PROVIDER, rules.FILE_DROP))),
+                    Scope((rules.COMMAND, rules.K8S_PROVIDER, rules.FILE_DROP, rules.FILE_SET))),
 ]
 
 

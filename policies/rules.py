@@ -22,6 +22,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
+from functools import lru_cache
 from typing import Any
 
 import yaml
@@ -34,6 +35,7 @@ CONTROL_PLANE_VM = "hakube:index:ControlPlaneVm"
 LB_PAIR = "hakube:index:LoadBalancerPair"
 LB_HOST = "hakube:index:LoadBalancerHost"
 FILE_DROP = "hakube:index:FileDrop"
+FILE_SET = "hakube:index:FileSet"
 DOMAIN = "libvirt:index/domain:Domain"
 VOLUME = "libvirt:index/volume:Volume"
 CLOUDINIT_DISK = "libvirt:index/cloudInitDisk:CloudInitDisk"
@@ -67,6 +69,7 @@ KUBEADM_DEFAULT_BIND_PORT = 6443
 
 # The engine's wire form of a secret (sdk/go/common/resource/properties.go); the dry run keeps it.
 _SIG_KEY = "4dabf18193072939515e22adb298388d"
+_PLAIN_SCALARS = frozenset({str, int, float, bool, type(None)})
 _SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
 # During `pulumi preview` a value computed from another resource's output arrives as one of
 # these sentinels (pulumi_policy/proxy.py); rules treat it as "not known yet", never as a value.
@@ -106,6 +109,8 @@ class Violation:
 
 def is_secret(value: Any) -> bool:
     """A value in the engine's secret wire form, or a pulumi_policy.Secret (duck-typed)."""
+    if type(value) in _PLAIN_SCALARS:  # most values: skips the slow Mapping (ABC) check
+        return False
     if isinstance(value, Mapping):
         return value.get(_SIG_KEY) == _SECRET_SIG
     return type(value).__name__ == "Secret" and hasattr(value, "value")
@@ -170,11 +175,23 @@ def fmt_cores(cores: Iterable[int]) -> str:
     return ",".join(str(c) for c in sorted(cores))
 
 
+# libyaml's parser when PyYAML has it (its wheels do): the pure-Python one took a third of the
+# policy time on 1,000 workers (bench/scale.py).
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+@lru_cache(maxsize=4096)
+def _parsed_yaml(text: str) -> tuple[Any, ...]:
+    """Every document of `text`, parsed once however many rules read the same file; rules treat
+    the result as read-only. Raises yaml.YAMLError."""
+    return tuple(yaml.load_all(text, Loader=_YAML_LOADER))
+
+
 def load_yaml_docs(text: Any) -> list[dict[str, Any]]:
     if not isinstance(text, str) or not known(text):
         return []
     try:
-        return [d for d in yaml.safe_load_all(text) if isinstance(d, dict)]
+        return [d for d in _parsed_yaml(text) if isinstance(d, dict)]
     except yaml.YAMLError:
         return []
 
@@ -183,8 +200,10 @@ class Stack:
     """Index over a stack's resources: by URN, by type, children, ancestors."""
 
     def __init__(self, resources: Iterable[Resource]) -> None:
-        self.resources = list(resources)
-        self.by_urn = {r.urn: r for r in self.resources}
+        listed = list(resources)
+        self.by_urn = {r.urn: r for r in listed}
+        # Each file of a FileSet is seen as a FileDrop (placed_files): rules read one file at a time.
+        self.resources = placed_files(listed)
         self._children: dict[str, list[Resource]] = defaultdict(list)
         for r in self.resources:
             if r.parent:
@@ -227,6 +246,28 @@ class Stack:
             host = r.props.get("host")
             found = next((n for n in self.of_type(NODE) if n.name == host), None)
         return found
+
+
+def set_files(file_set: Resource) -> list[Resource]:
+    """A FileSet's files, each shaped like a FileDrop beside it: the set's URN (a violation names a
+    real resource), its parent and host, and the file's own path, content and mode."""
+    files = file_set.props.get("files")
+    return [
+        Resource(urn=file_set.urn, type=FILE_DROP, name=f"{file_set.name}[{entry.get('path')}]",
+                 props={"host": file_set.props.get("host"), **entry}, parent=file_set.parent,
+                 secrets=file_set.secrets)
+        for entry in (files if isinstance(files, list) else []) if isinstance(entry, Mapping)
+    ]
+
+
+def placed_files(resources: Iterable[Resource]) -> list[Resource]:
+    """The resources with each FileSet followed by its files as FileDrop-shaped resources."""
+    out = []
+    for r in resources:
+        out.append(r)
+        if r.type == FILE_SET:
+            out += set_files(r)
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -807,7 +848,7 @@ def patch_target(path: str) -> str | None:
 def _patched_resources(content: str, target: str) -> Mapping[str, Any] | None:
     """The `resources` a patch gives the target's container (strategic/merge YAML or a JSON patch)."""
     try:
-        docs = list(yaml.safe_load_all(content)) if known(content) else []
+        docs = list(_parsed_yaml(content)) if known(content) else []
     except yaml.YAMLError:
         return None  # reported as "sets no resources"
     for doc in docs:
@@ -966,6 +1007,8 @@ def secrets(resource: Resource) -> list[str]:
         problems.append(f"{name}: kubeconfig is not secret")
     if resource.type == FILE_DROP and "content" not in resource.secrets:
         problems += [f"{name}: {p}" for p in _kubeadm_credentials(props)]
+    if resource.type == FILE_SET and "files" not in resource.secrets:
+        problems += [f"{name}: {p}" for f in set_files(resource) for p in _kubeadm_credentials(f.props)]
     return problems
 
 

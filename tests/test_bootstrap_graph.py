@@ -62,7 +62,7 @@ def test_init_waits_for_every_prerequisite_the_lb_and_its_files(stack: str) -> N
     own_files = {row["name"] for row in table if row["name"].startswith(f"{first}-")
                  and row["name"].endswith("-apply") and row["name"] not in lb_files}
     assert len(lb_files) == 2 * len(names(stack)["lb"])
-    assert own_files and {f"{first}-kubeadm-config-apply", f"{first}-kubelet-config-apply"} <= own_files
+    assert own_files == {f"{first}-kubeadm-init-config-apply", f"{first}-kubeadm-files-apply"}
     assert prereqs | lb_files | own_files <= waits["kubeadm-init"]
     assert stack_graph(stack).by_name["kubeadm-init"]["parent"] == first
 
@@ -74,8 +74,8 @@ def test_control_plane_joins_one_at_a_time(stack: str) -> None:
         anchor = "kubeadm-init" if before == cps[0] else f"{before}-membership"
         assert anchor in waits[f"{node}-credentials"]
         join = stack_graph(stack).by_name[f"{node}-join"]
-        assert {f"{node}-credentials", f"{node}-kubeadm-config-apply"} <= set(join["dependencies"])
-        assert {f"{node}-credentials", f"{node}-prereqs", f"{node}-kubeadm-config-apply"} <= waits[f"{node}-join"]
+        assert {f"{node}-credentials", f"{node}-kubeadm-files-apply"} <= set(join["dependencies"])
+        assert {f"{node}-credentials", f"{node}-prereqs", f"{node}-kubeadm-files-apply"} <= waits[f"{node}-join"]
         assert f"{node}-join" in waits[f"{node}-membership"]
     assert len(cps) == 1 or f"{cps[-1]}-membership" in waits["k8s"]
 
@@ -173,7 +173,7 @@ def test_adding_two_control_plane_nodes_touches_only_the_lb_backends() -> None:
     assert blast.changed["dev"] == ["controlPlaneCount"]  # the root component's own record: no action
     assert {"cp4-join", "cp5-join", "cp4-credentials", "hv4", "cp5-vm"} <= set(blast.added)
     # The init node's config lists the initial SANs but is write-once, so cp1 is untouched.
-    assert "cp1-kubeadm-config" not in blast.changed
+    assert "cp1-kubeadm-init-config" not in blast.changed
 
 
 def test_adding_a_worker_to_dev_changes_no_existing_resource() -> None:

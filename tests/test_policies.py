@@ -2,7 +2,7 @@
 real input is broken. Inputs come from a mocked run of the real program; policies are called as
 the engine calls them: `policy.validate(StackValidationArgs | ResourceValidationArgs, report)`.
 
-Rules whose resources the program does not create yet (kubeadm FileDrops, `<node>-credentials`,
+Rules whose resources the program does not create yet (kubeadm FileSets, `<node>-credentials`,
 `<node>-join`, `kubeconfig`, in-cluster workloads) are covered twice: by tests on inputs built
 the way those components will (kubeadm documents; the smoke Deployment from configs/addons.py),
 and by graph tests that skip, naming what is pending, until the program creates them.
@@ -30,7 +30,7 @@ from pulumi_policy import (
     StackValidationPolicy,
 )
 
-from configs import addons
+from configs import addons, kubeadm
 from dryrun import policy_check
 from dryrun.mockrun import MockRun, Record
 from policies import pack, rules
@@ -386,20 +386,56 @@ def add_drop(run: MockRun, node: str, suffix: str, path: str, content: str) -> N
                               inputs={"host": node, "path": path, "content": content, "mode": "0644"}))
 
 
+def placed(run: MockRun, node: str, path: str) -> dict[str, Any]:
+    """The recorded inputs that hold file `path` on `node`: a FileDrop's, or its FileSet's entry (a
+    dict with "content" either way, edited in place by the tests)."""
+    for r in run.records:
+        if r.type == rules.FILE_DROP and r.inputs.get("host") == node and r.inputs.get("path") == path:
+            return r.inputs
+        if r.type == rules.FILE_SET and r.inputs.get("host") == node:
+            found = [entry for entry in r.inputs["files"] if entry["path"] == path]
+            if found:
+                return found[0]
+    raise KeyError(f"no {path} on {node}")
+
+
+def unplace(run: MockRun, node: str, path: str) -> None:
+    """As if the program placed no `path` on `node`."""
+    holder = placed(run, node, path)
+    for r in run.records:
+        if r.type == rules.FILE_SET and holder in r.inputs["files"]:
+            r.inputs["files"].remove(holder)
+    run.records = [r for r in run.records if r.inputs is not holder]
+
+
+def kubeadm_config_path(run: MockRun, node: str) -> str:
+    init = any(r.name == "kubeadm-init" and r.parent and r.parent.endswith(f"::{node}") for r in run.records)
+    return kubeadm.INIT_CONFIG_PATH if init else kubeadm.JOIN_CONFIG_PATH
+
+
+def patch_path(target: str) -> str:
+    return f"/etc/kubernetes/patches/{target}+strategic.yaml"
+
+
+def set_entry(node: str, path: str) -> str:
+    """How a rule names one file of a node's kubeadm FileSet (rules.set_files)."""
+    return f"{node}-kubeadm-files[{path}]"
+
+
 def with_kubeadm(stack: str, edit: Callable[[str, dict[str, Any]], None] = lambda node, doc: None,
                  patch: Callable[[str, str], str] | None = None) -> MockRun:
     """The stack's run with each control-plane node's real kubeadm config (Init/JoinConfiguration
     document) passed through `edit`, and its static-pod patches replaced by `patch` when given."""
     run = run_of(stack)
     for node in [n["name"] for n in cluster_copy(stack)["controlPlane"]["nodes"]]:
-        drop = rec(run, f"{node}-kubeadm-config")
-        docs = list(yaml.safe_load_all(drop.inputs["content"]))
+        config = placed(run, node, kubeadm_config_path(run, node))
+        docs = list(yaml.safe_load_all(config["content"]))
         for doc in docs:
             if doc.get("kind") in ("InitConfiguration", "JoinConfiguration"):
                 edit(node, doc)
-        drop.inputs["content"] = yaml.safe_dump_all(docs)
+        config["content"] = yaml.safe_dump_all(docs)
         for target in rules.STATIC_PODS if patch else ():
-            rec(run, f"{node}-patch-{target}").inputs["content"] = patch(node, target)
+            placed(run, node, patch_path(target))["content"] = patch(node, target)
     return run
 
 
@@ -432,13 +468,14 @@ def test_static_pods_need_requests_equal_to_limits() -> None:
             else guaranteed_patch(target, cpu="1000m", limit_cpu="1")  # 1000m == 1: still Guaranteed
 
     found = stack_violations("cp-static-pod-qos", with_kubeadm("dev", patch=burstable))
-    assert found == [("cp3-patch-etcd", "cp3-patch-etcd: etcd requests.cpu 500m != limits.cpu 1 (not Guaranteed "
-                                        "QoS)")]
+    entry = set_entry("cp3", patch_path("etcd"))
+    assert found == [("cp3-kubeadm-files", f"{entry}: etcd requests.cpu 500m != limits.cpu 1 (not Guaranteed QoS)")]
 
 
 def test_static_pod_patches_must_exist_and_be_applied() -> None:
     run = with_kubeadm("dev", edit=lambda node, doc: node == "cp1" and doc.pop("patches"))
-    drop(run, "cp2-patch-kube-scheduler", "cp3-kubeadm-config")
+    unplace(run, "cp2", patch_path("kube-scheduler"))
+    unplace(run, "cp3", kubeadm_config_path(run, "cp3"))
     text = messages(stack_violations("cp-static-pod-qos", run))
     assert "cp1: its kubeadm config sets no patches.directory" in text
     assert "cp2: no kube-scheduler patch in /etc/kubernetes/patches" in text
@@ -447,7 +484,8 @@ def test_static_pod_patches_must_exist_and_be_applied() -> None:
 
 def test_cpu_manager_is_advised_on_control_plane_kubelets() -> None:
     run = with_kubeadm("dev")
-    rec(run, "cp1-kubelet-config").inputs["content"] = yaml.safe_dump({**KUBELET, "cpuManagerPolicy": "none"})
+    placed(run, "cp1", "/var/lib/kubelet/hakube-config.yaml")["content"] = yaml.safe_dump(
+        {**KUBELET, "cpuManagerPolicy": "none"})
     assert stack_violations("cp-cpu-manager", run) == [("cp1", "cp1: cpuManagerPolicy is none, not static")]
 
 
@@ -468,15 +506,15 @@ def graph_has(stack: str, predicate: Callable[[Record], bool], what: str) -> Moc
 
 def test_program_kubeadm_configs_pass_and_fail_when_untainted() -> None:
     run = graph_has("dev", lambda r: str(r.inputs.get("path", "")).startswith(rules.KUBEADM_DIR),
-                    "kubeadm config FileDrop")
+                    "kubeadm config file")
     for name in ("cp-taint", "cp-static-pod-qos", "cp-cpu-manager", "secrets"):
         assert (stack_violations if name != "secrets" else resource_violations)(name, run) == [], name
-    drop_ = rec(run, "cp2-kubeadm-config")  # a control-plane node's join config
-    docs = list(yaml.safe_load_all(drop_.inputs["content"]))
+    config = placed(run, "cp2", kubeadm_config_path(run, "cp2"))  # a control-plane node's join config
+    docs = list(yaml.safe_load_all(config["content"]))
     for doc in docs:
         if isinstance(doc, dict) and doc.get("kind") in ("InitConfiguration", "JoinConfiguration"):
             doc.setdefault("nodeRegistration", {})["taints"] = []
-    drop_.inputs["content"] = yaml.safe_dump_all(docs)
+    config["content"] = yaml.safe_dump_all(docs)
     assert stack_violations("cp-taint", run)
 
 

@@ -9,7 +9,11 @@
 # not run yet) the configuration on stdin is written whole; kubeadm init/join starts the kubelet.
 # Idempotent: with both fields already as wanted, nothing is written or restarted.
 #
-# Environment: HAKUBE_ROOT (prefix for every path; tests point it at a scratch root).
+# Environment:
+#   KUBELET_RECORD  read the wanted configuration from this file (hakube's record, placed just
+#                   before by file-set.sh) instead of stdin; without a kubelet file there is then
+#                   nothing to do: the node has not joined, and kubeadm join writes the file.
+#   HAKUBE_ROOT     prefix for every path; tests point it at a scratch root.
 set -euo pipefail
 
 root="${HAKUBE_ROOT:-}"
@@ -24,7 +28,16 @@ fail() {
 # A top-level scalar field of a kubelet configuration, without quotes.
 field() { sed -n -E "s/^$1:[[:space:]]*//p" | head -n 1 | tr -d "\"' "; }
 
-wanted="$(cat)"
+if [[ -n "${KUBELET_RECORD:-}" ]]; then
+  if [[ ! -f "$config" ]]; then
+    log "no ${config#"$root"} yet: kubeadm writes it when the node joins"
+    exit 0
+  fi
+  [[ -f "$root$KUBELET_RECORD" ]] || fail "no kubelet configuration at $KUBELET_RECORD"
+  wanted="$(cat "$root$KUBELET_RECORD")"
+else
+  wanted="$(cat)"
+fi
 [[ -n "$wanted" ]] || fail "no kubelet configuration on stdin"
 policy="$(field cpuManagerPolicy <<<"$wanted")"
 reserved="$(field reservedSystemCPUs <<<"$wanted")"

@@ -1,0 +1,125 @@
+"""file-set.sh (a node's kubeadm files in one step) for real under bash against a scratch root, and
+the exact command the program sends for a worker: the files, then the kubelet CPU manager."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from configs.remote import file_set_stdin
+from tests.hostsim import ScratchHost
+from tests.mockgraph import stack_graph
+
+JOIN = "/etc/kubernetes/kubeadm/join.yaml"
+PATCH = "/etc/kubernetes/patches/kubeletconfiguration+merge.yaml"
+FILES = {JOIN: "kind: JoinConfiguration\n", PATCH: 'reservedSystemCPUs: "0"\n'}
+
+
+def _stdin(files: dict[str, str], mode: str = "0600") -> str:
+    return file_set_stdin([(path, mode, content) for path, content in files.items()])
+
+
+def _mode(host: ScratchHost, path: str) -> int:
+    return (host.root / path.lstrip("/")).stat().st_mode & 0o777
+
+
+@pytest.mark.tool("bash")
+def test_first_run_places_every_file_and_a_second_changes_nothing(tmp_path: Path) -> None:
+    host = ScratchHost(tmp_path)
+    first = host.run("file-set.sh", stdin=_stdin(FILES))
+    assert first.returncode == 0, first.stderr
+    assert host.tree() == {path.lstrip("/"): content for path, content in FILES.items()}  # no temp files
+    assert _mode(host, JOIN) == 0o600
+    placed = host.tree()
+    second = host.run("file-set.sh", stdin=_stdin(FILES))
+    assert second.returncode == 0 and "unchanged (2 files)" in second.stdout
+    assert host.tree() == placed
+
+
+@pytest.mark.tool("bash")
+def test_a_changed_file_alone_is_replaced_and_its_previous_kept(tmp_path: Path) -> None:
+    host = ScratchHost(tmp_path)
+    assert host.run("file-set.sh", stdin=_stdin(FILES)).returncode == 0
+    changed = {**FILES, PATCH: 'reservedSystemCPUs: "0-1"\n'}
+    result = host.run("file-set.sh", stdin=_stdin(changed, mode="0640"))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines() == [f"file-set: mode 0640 on {JOIN}", f"file-set: installed {PATCH}"]
+    tree = host.tree()
+    assert tree[PATCH.lstrip("/")] == changed[PATCH] and tree[PATCH.lstrip("/") + ".hakube-prev"] == FILES[PATCH]
+    assert JOIN.lstrip("/") + ".hakube-prev" not in tree  # not rewritten: no backup, only its mode set
+    assert _mode(host, PATCH) == 0o640 and _mode(host, JOIN) == 0o640
+
+
+@pytest.mark.tool("bash")
+@pytest.mark.parametrize("bad_line", ["0600 /etc/x not-base64!", "0600 relative/path eA==", "999 /etc/x eA=="])
+def test_a_bad_line_leaves_every_destination_as_it_was(tmp_path: Path, bad_line: str) -> None:
+    host = ScratchHost(tmp_path)
+    assert host.run("file-set.sh", stdin=_stdin(FILES)).returncode == 0
+    before = host.tree()
+    changed = _stdin({**FILES, JOIN: "kind: JoinConfiguration\nnodeRegistration: {}\n"})
+    result = host.run("file-set.sh", stdin=changed + bad_line + "\n")
+    assert result.returncode == 1 and result.stderr.startswith("file-set: ")
+    assert host.tree() == before  # the good new join.yaml was not swapped in either; no temp file left
+
+
+@pytest.mark.tool("bash")
+def test_no_files_is_an_error(tmp_path: Path) -> None:
+    result = ScratchHost(tmp_path).run("file-set.sh", stdin="")
+    assert result.returncode == 1 and "no files on stdin" in result.stderr
+
+
+def test_stdin_refuses_what_the_script_could_not_read() -> None:
+    with pytest.raises(ValueError, match="absolute"):
+        file_set_stdin([("etc/x", "0600", "")])
+    with pytest.raises(ValueError, match="whitespace"):
+        file_set_stdin([("/etc/a b", "0600", "")])
+    with pytest.raises(ValueError, match="mode"):
+        file_set_stdin([("/etc/x", "rw", "")])
+    with pytest.raises(ValueError, match="at least one"):
+        file_set_stdin([])
+
+
+def _sent(host: ScratchHost, name: str) -> subprocess.CompletedProcess[str]:
+    """Run a recorded step's create command with its stdin, as pulumi-command would over SSH."""
+    record = stack_graph("dev").record(name)
+    env = {"PATH": f"{host.bin}:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin", "HAKUBE_ROOT": str(host.root),
+           "LC_ALL": "C"}
+    return subprocess.run(["bash", "-c", record.inputs["create"]], input=record.inputs["stdin"], env=env,
+                          capture_output=True, text=True, timeout=60, check=False)
+
+
+def _worker_host(tmp_path: Path) -> ScratchHost:
+    host = ScratchHost(tmp_path)
+    host.shim("sudo", '[[ "$1" == -n ]] && shift; exec "$@"')
+    host.shim("systemctl", "exit 0")
+    return host
+
+
+@pytest.mark.tool("bash")
+def test_the_sent_step_places_the_files_and_leaves_the_kubelet_to_kubeadm_before_the_join(tmp_path: Path) -> None:
+    host = _worker_host(tmp_path)
+    result = _sent(host, "w1-kubeadm-files-apply")
+    assert result.returncode == 0, result.stderr
+    placed = stack_graph("dev").record("w1-kubeadm-files").inputs["files"]
+    assert {p["path"].lstrip("/"): p["content"] for p in placed} == host.tree()
+    assert "kubeadm writes it when the node joins" in result.stdout and host.calls("systemctl") == []
+
+
+@pytest.mark.tool("bash")
+def test_the_sent_step_applies_a_changed_cpu_manager_to_a_joined_kubelet(tmp_path: Path) -> None:
+    host = _worker_host(tmp_path)
+    kubelet = host.root / "var/lib/kubelet/config.yaml"
+    kubelet.parent.mkdir(parents=True)
+    kubelet.write_text("kind: KubeletConfiguration\ncpuManagerPolicy: none\nreservedSystemCPUs: \"5\"\n")
+    (host.root / "var/lib/kubelet/cpu_manager_state").write_text("{}")
+    result = _sent(host, "w1-kubeadm-files-apply")
+    assert result.returncode == 0, result.stderr
+    applied = yaml.safe_load(kubelet.read_text())
+    assert (applied["cpuManagerPolicy"], applied["reservedSystemCPUs"]) == ("static", "0")
+    assert host.calls("systemctl") == [["systemctl", "stop", "kubelet"], ["systemctl", "start", "kubelet"]]
+    assert not (host.root / "var/lib/kubelet/cpu_manager_state").exists()
+    again = _sent(host, "w1-kubeadm-files-apply")
+    assert again.returncode == 0 and "unchanged" in again.stdout and len(host.calls("systemctl")) == 2
