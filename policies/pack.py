@@ -71,7 +71,7 @@ class Scope:
 def _plain(value: Any) -> Any:
     """Dicts and lists out of pulumi_policy's proxies, read through their raw targets so an
     unknown value stays a sentinel (rules skip it) instead of aborting the whole policy."""
-    if isinstance(value, str | bytes):
+    if isinstance(value, str | bytes | int | float | None):  # before the slower Mapping (ABC) checks
         return value
     if isinstance(value, Mapping):
         target = value if isinstance(value, dict) else value["__target"]

@@ -21,6 +21,8 @@ from typing import Any
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pulumi_policy import (
     EnforcementLevel,
     PolicyCustomTimeouts,
@@ -741,3 +743,17 @@ def test_the_engine_strips_secrets_before_a_python_policy_sees_them(analyzer: An
 
     assert analyze(["connection"]) == []
     assert any("connection (SSH private key) is not secret" in m for m in analyze([]))
+
+
+# -- the secrets rule's fast paths are its regexes, only faster -----------------------------------
+
+_SCRIPTISH = st.text(alphabet="abcz019._=$'\" \nTOKENCRTIFICA_KYPSWD-", max_size=80)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(_SCRIPTISH, st.sampled_from(["JOIN_TOKEN=", "abcdef.0123456789abcdef", "CERT_KEY='",
+                                                       "PASSWORD=$", " x9.", "PRIVATE_KEY=k"])), max_size=8))
+def test_secret_scans_find_what_the_plain_regexes_find(parts: list[str]) -> None:
+    text = "".join(parts)
+    assert rules.has_bootstrap_token(text) == bool(rules._TOKEN.search(text))
+    assert rules.secret_assignments(text) == rules._SECRET_ASSIGNMENT.findall(text)
