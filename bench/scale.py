@@ -12,6 +12,10 @@ into a temporary directory. Prints one row a size and t(1000)/t(100).
 
     .venv/bin/python bench/scale.py [--sizes 10,100,1000] [--json out.json]
 
+Also measured, in a fresh interpreter of its own: the Pulumi SDK's own cost of one resource under
+the same mocks (FLOOR_RESOURCES bare remote.Commands, nothing of hakube's), so the table shows how
+much of each dry run no change to hakube can remove while it registers that many resources.
+
 Targets (issue 7): 1,000 workers under 20 s on 2 cores, t(1000)/t(100) <= 12. Exit status 1
 when a target is missed.
 """
@@ -43,6 +47,7 @@ NODE_CIDR = "198.18.0.0/16"  # room for ~60,000 hosts; the dev stack's addresses
 CONTROL_PLANE_CIDR = "198.19.0.0/24"  # the other half of 198.18.0.0/15, clear of nodeCidr
 FIRST_WORKER = ipaddress.IPv4Address("198.18.16.1")  # above every address the dev stack uses
 SIZES = (10, 100, 1000)
+FLOOR_RESOURCES = 2000
 TARGET_SECONDS = 20.0
 TARGET_RATIO = 12.0
 
@@ -128,27 +133,51 @@ def measure(workers: int) -> dict[str, Any]:
     }
 
 
+def sdk_floor(count: int = FLOOR_RESOURCES) -> dict[str, Any]:
+    """Seconds one resource costs the Pulumi SDK alone under the dry run's mocks: `count` bare
+    remote.Commands shaped like hakube's (a secret SSH key, a 4 KB script, one dependency)."""
+    import pulumi
+    from pulumi_command import remote
+
+    from dryrun.mockrun import run_function
+
+    def program() -> None:
+        connection = remote.ConnectionArgs(host="198.18.0.1", user="hakube", private_key=pulumi.Output.secret("k"))
+        first = remote.Command("step-0", connection=connection, create="true")
+        for i in range(1, count):
+            remote.Command(f"step-{i}", connection=connection, create="true # " + "x" * 4096, triggers=[str(i)],
+                           opts=pulumi.ResourceOptions(depends_on=[first]))
+
+    t0 = time.perf_counter()
+    run = run_function(program, "floor", reclaim=False)
+    assert len(run.records) == count
+    return {"resources": count, "seconds_per_resource": (time.perf_counter() - t0) / count}
+
+
 def _cpu_seconds() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
 
 
-def measure_in_subprocess(workers: int) -> dict[str, Any]:
-    result = subprocess.run([sys.executable, __file__, "--measure", str(workers)], capture_output=True, text=True,
+def in_subprocess(*args: str) -> dict[str, Any]:
+    result = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True,
                             timeout=600, check=False, cwd=REPO)
     if result.returncode != 0:
-        raise RuntimeError(f"{workers} workers: exit {result.returncode}\n{result.stderr[-3000:]}")
+        raise RuntimeError(f"{' '.join(args)}: exit {result.returncode}\n{result.stderr[-3000:]}")
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def table(rows: list[dict[str, Any]]) -> str:
-    head = (f"{'workers':>7} {'resources':>9} {'program s':>9} {'dry run s':>9} {'cpu s':>7} "
+def table(rows: list[dict[str, Any]], floor: dict[str, Any]) -> str:
+    head = (f"{'workers':>7} {'resources':>9} {'program s':>9} {'SDK floor s':>11} {'dry run s':>9} {'cpu s':>7} "
             f"{'import s':>8} {'peak MiB':>8} {'after import MiB':>16}")
     lines = [head, "-" * len(head)]
     for r in rows:
-        lines.append(f"{r['workers']:>7} {r['resources']:>9} {r['program_s']:>9.2f} {r['dryrun_s']:>9.2f} "
+        lines.append(f"{r['workers']:>7} {r['resources']:>9} {r['program_s']:>9.2f} "
+                     f"{r['resources'] * floor['seconds_per_resource']:>11.2f} {r['dryrun_s']:>9.2f} "
                      f"{r['cpu_s']:>7.2f} {r['import_s']:>8.2f} {r['peak_rss_mib']:>8.0f} "
                      f"{r['rss_imported_mib']:>16.0f}")
+    lines.append(f"SDK floor: {floor['seconds_per_resource'] * 1000:.2f} ms a resource ({floor['resources']} bare "
+                 f"remote.Commands under the same mocks); 'SDK floor s' = resources x that")
     return "\n".join(lines)
 
 
@@ -178,19 +207,24 @@ def main() -> int:
     parser.add_argument("--sizes", default=",".join(map(str, SIZES)), help="worker counts, comma-separated")
     parser.add_argument("--json", type=Path, help="also write the rows here")
     parser.add_argument("--measure", type=int, help=argparse.SUPPRESS)  # the per-size child
+    parser.add_argument("--floor", action="store_true", help=argparse.SUPPRESS)  # the SDK-floor child
     args = parser.parse_args()
     if args.measure is not None:
         print(json.dumps(measure(args.measure)))
         return 0
+    if args.floor:
+        print(json.dumps(sdk_floor()))
+        return 0
     rows = []
     for size in (int(s) for s in args.sizes.split(",")):
-        rows.append(measure_in_subprocess(size))
+        rows.append(in_subprocess("--measure", str(size)))
         print(f"measured {size} workers", file=sys.stderr, flush=True)
-    print(table(rows))
+    floor = in_subprocess("--floor")
+    print(table(rows, floor))
     ok, lines = verdict(rows)
     print("\n".join(lines))
     if args.json:
-        args.json.write_text(json.dumps(rows, indent=1) + "\n")
+        args.json.write_text(json.dumps({"sizes": rows, "sdkFloor": floor}, indent=1) + "\n")
     return 0 if ok else 1
 
 

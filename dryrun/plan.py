@@ -151,10 +151,15 @@ def plan_text(stack: str, table: list[dict[str, Any]], outputs: dict[str, Any]) 
     return "\n".join(lines) + "\n"
 
 
+_PLACING = ("hakube:index:FileDrop", "hakube:index:FileSet")
+
+
 def files_for_hosts(run: MockRun) -> dict[str, str]:
     """Relative output path -> content for every file a host or VM would receive."""
     files: dict[str, str] = {}
     for r in run.records:
+        if r.type not in _PLACING and "artifacts" not in r.inputs:
+            continue  # most records: nothing to place, so no copy of their inputs
         inputs = public(r.inputs)
         if r.type == "hakube:index:FileDrop":
             files[f"hosts/{inputs['host']}/{inputs['path'].lstrip('/')}"] = inputs["content"]

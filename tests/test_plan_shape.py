@@ -97,3 +97,17 @@ def test_plan_steps_name_a_dependency_cycle() -> None:
     table = [row("a", {}, deps=("c",)), row("b", {}, deps=("a",)), row("c", {}, deps=("b",)), row("d", {}, deps=("a",))]
     with pytest.raises(PlanError, match=r"dependency cycle: (a -> c -> b -> a|b -> a -> c -> b|c -> b -> a -> c)$"):
         waves(table)
+
+
+def test_scale_bench_measures_the_sdk_floor_and_reports_against_it() -> None:
+    """bench/scale.py's floor child registers exactly the bare resources it times, and the table
+    prices each size's resources at that floor (so the reader sees what hakube cannot remove)."""
+    from bench import scale
+
+    floor = scale.sdk_floor(40)
+    assert floor["resources"] == 40 and 0 < floor["seconds_per_resource"] < 1
+    row = {"workers": 10, "resources": 223, "program_s": 1.0, "dryrun_s": 1.2, "cpu_s": 1.2, "import_s": 0.2,
+           "peak_rss_mib": 100, "rss_imported_mib": 60}
+    text = scale.table([row], {"resources": 40, "seconds_per_resource": 0.002})
+    assert "     0.45 " in text.splitlines()[2]  # 223 resources x 2 ms
+    assert scale.verdict([{**row, "workers": 1000, "dryrun_s": 25.0}])[0] is False
