@@ -112,7 +112,6 @@ class KubeadmCluster:
     def _specs(self) -> list[KubeNode]:
         return [*self.cluster.control_plane.nodes, *self.cluster.workers]
 
-
     def _membership(self, name: str, node: Node, join: pulumi.Resource, *, control_plane: bool) -> pulumi.Resource:
         """Waits for the node's registration; its delete takes the node out (drain, delete, etcd member)."""
         removal = ["node-remove.sh", *(["etcd-member-remove.sh"] if control_plane else [])]
