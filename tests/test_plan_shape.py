@@ -111,3 +111,16 @@ def test_scale_bench_measures_the_sdk_floor_and_reports_against_it() -> None:
     text = scale.table([row], {"resources": 40, "seconds_per_resource": 0.002})
     assert "     0.45 " in text.splitlines()[2]  # 223 resources x 2 ms
     assert scale.verdict([{**row, "workers": 1000, "dryrun_s": 25.0}])[0] is False
+
+
+def test_a_reserved_cpu_change_touches_only_that_workers_file_step_which_applies_it() -> None:
+    """The kubelet's CPU manager follows the stack file through the node's one file step: the
+    changed patch and record are placed, then kubelet-cpu-manager.sh runs on the joined node."""
+    changed = topology(BASE_WORKERS)
+    changed["workers"][1]["reservedCpus"] = "0-1"
+    after = plan_table(changed)
+    blast = blast_radius(base(), after)
+    assert (blast.added, blast.removed) == ([], [])
+    assert sorted(blast.changed) == ["w0002-kubeadm-files", "w0002-kubeadm-files-apply"]
+    apply = next(row for row in after if row["name"] == "w0002-kubeadm-files-apply")
+    assert "file-set && sudo -n env KUBELET_RECORD=/var/lib/kubelet/hakube-config.yaml" in apply["inputs"]["create"]
