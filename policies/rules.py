@@ -69,8 +69,9 @@ KUBEADM_DEFAULT_BIND_PORT = 6443
 
 # The engine's wire form of a secret (sdk/go/common/resource/properties.go); the dry run keeps it.
 _SIG_KEY = "4dabf18193072939515e22adb298388d"
-_PLAIN_SCALARS = frozenset({str, int, float, bool, type(None)})
 _SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
+# Types that never hold a secret: checked first by the helpers below, before the slower Mapping (ABC) test.
+_PLAIN_SCALARS = frozenset({str, int, float, bool, type(None)})
 # During `pulumi preview` a value computed from another resource's output arrives as one of
 # these sentinels (pulumi_policy/proxy.py); rules treat it as "not known yet", never as a value.
 UNKNOWNS = frozenset({
@@ -115,7 +116,7 @@ class Violation:
 
 def is_secret(value: Any) -> bool:
     """A value in the engine's secret wire form, or a pulumi_policy.Secret (duck-typed)."""
-    if type(value) in _PLAIN_SCALARS:  # most values: skips the slow Mapping (ABC) check
+    if type(value) in _PLAIN_SCALARS:
         return False
     if isinstance(value, Mapping):
         return value.get(_SIG_KEY) == _SECRET_SIG
