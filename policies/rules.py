@@ -1038,7 +1038,7 @@ def secrets(resource: Resource) -> list[str]:
     if resource.type == FILE_DROP and "content" not in resource.secrets:
         problems += [f"{name}: {p}" for p in _kubeadm_credentials(props)]
     if resource.type == FILE_SET and "files" not in resource.secrets:
-        problems += [f"{name}: {p}" for f in set_files(resource) for p in _kubeadm_credentials(f.props)]
+        problems += [f"{name}: {p}" for f in resource.placed for p in _kubeadm_credentials(f.props)]
     return problems
 
 

@@ -123,3 +123,18 @@ def test_the_sent_step_applies_a_changed_cpu_manager_to_a_joined_kubelet(tmp_pat
     assert not (host.root / "var/lib/kubelet/cpu_manager_state").exists()
     again = _sent(host, "w1-kubeadm-files-apply")
     assert again.returncode == 0 and "unchanged" in again.stdout and len(host.calls("systemctl")) == 2
+
+
+@pytest.mark.tool("bash")
+def test_a_joined_node_without_its_record_names_the_record(tmp_path: Path) -> None:
+    host = _worker_host(tmp_path)
+    kubelet = host.root / "var/lib/kubelet/config.yaml"
+    kubelet.parent.mkdir(parents=True)
+    kubelet.write_text("kind: KubeletConfiguration\n")
+    result = host.run("kubelet-cpu-manager.sh", env={"KUBELET_RECORD": "/var/lib/kubelet/hakube-config.yaml"})
+    assert result.returncode == 1
+    assert "no kubelet configuration at /var/lib/kubelet/hakube-config.yaml" in result.stderr
+    (host.root / "var/lib/kubelet/hakube-config.yaml").write_text("kind: KubeletConfiguration\n")
+    unusable = host.run("kubelet-cpu-manager.sh", env={"KUBELET_RECORD": "/var/lib/kubelet/hakube-config.yaml"})
+    assert "the configuration on /var/lib/kubelet/hakube-config.yaml has no cpuManagerPolicy" in unusable.stderr
+    assert host.calls("systemctl") == []

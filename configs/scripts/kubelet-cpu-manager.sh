@@ -28,22 +28,24 @@ fail() {
 # A top-level scalar field of a kubelet configuration, without quotes.
 field() { sed -n -E "s/^$1:[[:space:]]*//p" | head -n 1 | tr -d "\"' "; }
 
+origin="stdin"
 if [[ -n "${KUBELET_RECORD:-}" ]]; then
   if [[ ! -f "$config" ]]; then
     log "no ${config#"$root"} yet: kubeadm writes it when the node joins"
     exit 0
   fi
-  [[ -f "$root$KUBELET_RECORD" ]] || fail "no kubelet configuration at $KUBELET_RECORD"
+  origin="$KUBELET_RECORD"
+  [[ -f "$root$KUBELET_RECORD" ]] || fail "no kubelet configuration at $origin"
   wanted="$(cat "$root$KUBELET_RECORD")"
 else
   wanted="$(cat)"
 fi
-[[ -n "$wanted" ]] || fail "no kubelet configuration on stdin"
+[[ -n "$wanted" ]] || fail "no kubelet configuration on $origin"
 policy="$(field cpuManagerPolicy <<<"$wanted")"
 reserved="$(field reservedSystemCPUs <<<"$wanted")"
-[[ "$policy" =~ ^[a-z]+$ ]] || fail "the configuration on stdin has no cpuManagerPolicy"
+[[ "$policy" =~ ^[a-z]+$ ]] || fail "the configuration on $origin has no cpuManagerPolicy"
 [[ "$reserved" =~ ^[0-9]+(-[0-9]+)?(,[0-9]+(-[0-9]+)?)*$ ]] ||
-  fail "the configuration on stdin has no reservedSystemCPUs cpuset"
+  fail "the configuration on $origin has no reservedSystemCPUs cpuset"
 
 if [[ ! -f "$config" ]]; then
   mkdir -p "$(dirname "$config")"
