@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from components.kubeadm import KUBELET_RECORD_PATH
 from configs.remote import file_set_stdin
 from tests.hostsim import ScratchHost
 from tests.mockgraph import stack_graph
@@ -98,6 +99,14 @@ def _worker_host(tmp_path: Path) -> ScratchHost:
     return host
 
 
+def _joined(host: ScratchHost, kubelet_config: str) -> Path:
+    """As if kubeadm join had run: the kubelet's own configuration file exists."""
+    kubelet = host.root / "var/lib/kubelet/config.yaml"
+    kubelet.parent.mkdir(parents=True)
+    kubelet.write_text(kubelet_config)
+    return kubelet
+
+
 @pytest.mark.tool("bash")
 def test_the_sent_step_places_the_files_and_leaves_the_kubelet_to_kubeadm_before_the_join(tmp_path: Path) -> None:
     host = _worker_host(tmp_path)
@@ -111,9 +120,7 @@ def test_the_sent_step_places_the_files_and_leaves_the_kubelet_to_kubeadm_before
 @pytest.mark.tool("bash")
 def test_the_sent_step_applies_a_changed_cpu_manager_to_a_joined_kubelet(tmp_path: Path) -> None:
     host = _worker_host(tmp_path)
-    kubelet = host.root / "var/lib/kubelet/config.yaml"
-    kubelet.parent.mkdir(parents=True)
-    kubelet.write_text("kind: KubeletConfiguration\ncpuManagerPolicy: none\nreservedSystemCPUs: \"5\"\n")
+    kubelet = _joined(host, "kind: KubeletConfiguration\ncpuManagerPolicy: none\nreservedSystemCPUs: \"5\"\n")
     (host.root / "var/lib/kubelet/cpu_manager_state").write_text("{}")
     result = _sent(host, "w1-kubeadm-files-apply")
     assert result.returncode == 0, result.stderr
@@ -128,13 +135,12 @@ def test_the_sent_step_applies_a_changed_cpu_manager_to_a_joined_kubelet(tmp_pat
 @pytest.mark.tool("bash")
 def test_a_joined_node_without_its_record_names_the_record(tmp_path: Path) -> None:
     host = _worker_host(tmp_path)
-    kubelet = host.root / "var/lib/kubelet/config.yaml"
-    kubelet.parent.mkdir(parents=True)
-    kubelet.write_text("kind: KubeletConfiguration\n")
-    result = host.run("kubelet-cpu-manager.sh", env={"KUBELET_RECORD": "/var/lib/kubelet/hakube-config.yaml"})
+    _joined(host, "kind: KubeletConfiguration\n")
+    env = {"KUBELET_RECORD": KUBELET_RECORD_PATH}
+    result = host.run("kubelet-cpu-manager.sh", env=env)
     assert result.returncode == 1
-    assert "no kubelet configuration at /var/lib/kubelet/hakube-config.yaml" in result.stderr
-    (host.root / "var/lib/kubelet/hakube-config.yaml").write_text("kind: KubeletConfiguration\n")
-    unusable = host.run("kubelet-cpu-manager.sh", env={"KUBELET_RECORD": "/var/lib/kubelet/hakube-config.yaml"})
-    assert "the configuration on /var/lib/kubelet/hakube-config.yaml has no cpuManagerPolicy" in unusable.stderr
+    assert f"no kubelet configuration at {KUBELET_RECORD_PATH}" in result.stderr
+    (host.root / KUBELET_RECORD_PATH.lstrip("/")).write_text("kind: KubeletConfiguration\n")
+    unusable = host.run("kubelet-cpu-manager.sh", env=env)
+    assert f"the configuration on {KUBELET_RECORD_PATH} has no cpuManagerPolicy" in unusable.stderr
     assert host.calls("systemctl") == []
