@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from configs.loadbalancer import lb_nodes
+from configs.loadbalancer import CONFIG_PATHS, lb_nodes, render_haproxy, render_keepalived
 from lab import PRIVATE_DIRS, LabError, SshLab
 from lab.procs import start_time, wait_until
 from lab.sshlab import SHIMS
@@ -169,7 +169,7 @@ def test_a_hosts_tmp_is_its_own(lab: SshLab) -> None:
     assert not lab.exists("lb1", str(lab.dir))  # the lab's own directory is out of a host's sight
 
 
-def test_lb_steps_over_ssh_start_real_daemons_in_each_host(lab: SshLab, before: dict[str, str],
+def test_lb_steps_over_ssh_start_real_daemons_in_each_host(lab: SshLab, cluster: Cluster, before: dict[str, str],
                                                           lb_pair: dict[str, dict[str, str]]) -> None:
     for host, outputs in lb_pair.items():
         assert "lb-prepare: created system user keepalived_script" in outputs["lb-prepare"]
@@ -179,9 +179,12 @@ def test_lb_steps_over_ssh_start_real_daemons_in_each_host(lab: SshLab, before: 
         # The daemons run in this host's namespaces, with this host's files.
         pids = lab.run(host, "pidof haproxy keepalived").stdout.split()
         assert len(pids) >= 4  # HAProxy master + worker, keepalived parent + VRRP child
-        rendered = program_step(f"{host}-keepalived-apply")[3]
-        assert lab.read(host, "/etc/keepalived/keepalived.conf") == rendered
-        assert f"router_id dev-{host}" in rendered
+        # What the program sends is what configs/loadbalancer.py renders, and it is what the host has.
+        rendered = {"haproxy": render_haproxy(cluster), "keepalived": render_keepalived(cluster, host)}
+        for daemon, text in rendered.items():
+            assert program_step(f"{host}-{daemon}-apply")[3] == text
+            assert lab.read(host, CONFIG_PATHS[daemon]) == text
+        assert f"router_id dev-{host}" in rendered["keepalived"]
         assert lab.run(host, "sysctl -n net.ipv4.ip_nonlocal_bind").stdout.strip() == "1"
     assert machine_state() == before
 
@@ -278,6 +281,16 @@ def test_teardown_leaves_no_namespace_mount_or_process_even_after_a_failure() ->
     alive = [pid for processes in held.values() for pid, start in processes.items() if start_time(pid) == start]
     assert alive == []
     assert up < 30 and down < 15
+
+
+def test_two_labs_with_the_same_addresses_run_side_by_side() -> None:
+    """Nothing of a lab is in the machine's own network namespace, so test runs never collide."""
+    with SshLab({"h1": "198.18.0.11"}) as first, SshLab({"h1": "198.18.0.11"}) as second:
+        for lab in (first, second):
+            assert lab.ssh("h1", f"echo {lab.tag} | sudo -n tee /etc/hakube-lab-owner").returncode == 0
+        for lab in (first, second):
+            assert lab.ssh("h1", "cat /etc/hakube-lab-owner").stdout.strip() == lab.tag
+    assert first.leftovers() == [] and second.leftovers() == []
 
 
 def test_bad_hosts_are_refused_before_anything_is_made() -> None:
