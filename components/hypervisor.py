@@ -50,8 +50,9 @@ class HypervisorHost(Component):
         # Pools and networks are created only once the host has libvirt and its directories.
         on_host = pulumi.ResourceOptions(parent=self, provider=self.provider, depends_on=[self.prepare])
         self.pools = {
-            pool.name: libvirt.Pool(f"{hv.name}-pool-{pool.name}", name=pool.name, type="dir", path=pool.path,
-                                    opts=on_host)
+            # `target.path`: the top-level `path` is deprecated in pulumi-libvirt 0.5.4.
+            pool.name: libvirt.Pool(f"{hv.name}-pool-{pool.name}", name=pool.name, type="dir",
+                                    target=libvirt.PoolTargetArgs(path=pool.path), opts=on_host)
             for pool in hv.pools
         }
         self.control_plane_pool = next((p for p in hv.pools if p.role == "controlPlane"), None)

@@ -91,3 +91,14 @@ def test_adding_a_worker_changes_no_vm_resource() -> None:
 def test_edge_registers_no_libvirt_resource() -> None:
     g = stack_graph("edge")
     assert not [row for row in g.table if "libvirt" in row["type"]]
+
+
+def test_pools_give_their_directory_as_target_path_not_the_deprecated_path() -> None:
+    g = stack_graph("dev")
+    pools = g.of_type("libvirt:index/pool:Pool")
+    assert pools
+    paths = {p["name"]: p["path"] for p in cluster_copy("dev")["hypervisors"][0]["pools"]}
+    for row in pools:
+        assert "path" not in row["inputs"], row["name"]
+    hv1 = {row["name"]: row["inputs"]["target"] for row in pools if row["parent"] == "hv1"}
+    assert hv1 == {f"hv1-pool-{name}": {"path": path} for name, path in paths.items()}
