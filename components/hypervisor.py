@@ -129,7 +129,7 @@ class ControlPlaneVm(Component):
             # Order matters: the etcd disk must be the second virtio disk (vm.ETCD_DEVICE, /dev/vdb).
             disks=[libvirt.DomainDiskArgs(volume_id=os_disk.id), libvirt.DomainDiskArgs(volume_id=etcd_disk.id)],
             network_interfaces=nics, cloudinit=seed.id, autostart=True, qemu_agent=False,
-            consoles=[libvirt.DomainConsoleArgs(type="pty", target_port="0", target_type="serial")],
+            consoles=[libvirt.DomainConsoleArgs(type=vm.CONSOLE_TYPE, target_port="0", target_type="serial")],
             xml=libvirt.DomainXmlArgs(xslt=artifacts[f"vms/{node.name}/domain.xsl"]),
             description=f"hakube control-plane node {node.name} of cluster {cluster.name}",
             opts=on_hv,

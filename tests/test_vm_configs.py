@@ -182,12 +182,30 @@ def test_transformed_domain_passes_virt_xml_validate(stack: str, node: ControlPl
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_provider_shape_is_what_terraform_provider_libvirt_0_8_1_writes() -> None:
+    """A console without `type` (libvirtxml writes one only from a source path) and the host's
+    canonical machine name rather than the "pc" alias."""
+    cluster = STACKS["dev"]
+    provider = _tree(vm.provider_domain_xml(cluster, cluster.control_plane.nodes[0]))
+    (console,) = provider.findall("devices/console")
+    assert "type" not in console.attrib and console.find("source") is None
+    assert console.find("target").attrib == {"type": "serial", "port": "0"}
+    machine = provider.find("os/type").get("machine")
+    assert machine == vm.SIMULATED_CANONICAL_MACHINE and machine.startswith("pc-i440fx-")
+
+
 @pytest.mark.tool("virt-xml-validate", "xmllint")
-def test_provider_shape_and_network_source_variant_validate(tmp_path: Path) -> None:
+def test_provider_shape_fails_validation_only_for_its_console_and_ours_validates(tmp_path: Path) -> None:
     cluster = STACKS["dev"]
     node = cluster.control_plane.nodes[0]
-    for text in (vm.provider_domain_xml(cluster, node), vm.transformed_domain_xml(cluster, node, source="network")):
-        result = _validate(text, tmp_path)
+    provider = vm.provider_domain_xml(cluster, node)
+    refused = _validate(provider, tmp_path)
+    assert refused.returncode != 0 and "fails to validate" in refused.stderr
+    with_type = provider.replace("<console>", f'<console type="{vm.CONSOLE_TYPE}">', 1)
+    assert with_type != provider
+    assert _validate(with_type, tmp_path).returncode == 0, "the console type is the provider shape's only defect"
+    for source in ("bridge", "network"):
+        result = _validate(vm.transformed_domain_xml(cluster, node, source=source), tmp_path)
         assert result.returncode == 0, result.stderr
     interfaces = _tree(vm.transformed_domain_xml(cluster, node, source="network")).findall("devices/interface")
     assert [i.find("source").get("network") for i in interfaces] == ["hakube-nodes", "hakube-controlplane"]
@@ -272,6 +290,17 @@ def test_xslt_replaces_existing_balloon_cpu_and_tuning() -> None:
     assert "9" not in [p.get("cpuset") for p in domain.findall("cputune/vcpupin")]
     assert domain.find("memoryBacking/hugepages") is None and domain.find("memoryBacking/locked") is not None
     assert [c.get("mode") for c in domain.findall("cpu")] == ["host-passthrough"]
+
+
+def test_xslt_types_an_untyped_console_and_keeps_a_typed_one() -> None:
+    cluster = STACKS["dev"]
+    node = cluster.control_plane.nodes[0]
+    (console,) = _tree(vm.transformed_domain_xml(cluster, node)).findall("devices/console")
+    assert console.get("type") == vm.CONSOLE_TYPE
+    assert console.find("target").attrib == {"type": "serial", "port": "0"}
+    typed = vm.provider_domain_xml(cluster, node).replace("<console>", '<console type="tcp">', 1)
+    transform = etree.XSLT(_tree(vm.domain_xslt(cluster, node)))
+    assert [c.get("type") for c in transform(_tree(typed)).getroot().findall("devices/console")] == ["tcp"]
 
 
 def test_volume_disks_bypass_the_host_page_cache_and_the_seed_is_untouched() -> None:
