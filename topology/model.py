@@ -270,9 +270,15 @@ class ControlPlaneNode(Strict):
     hypervisor: DnsLabel | None = Field(None, description="Hypervisor hosting this VM; absent = bare metal.")
     address: Address = Field(description="Address in nodeCidr (first NIC).")
     control_plane_address: Address = Field(description="Address in controlPlaneCidr (second NIC).")
-    cpus: StrictInt | None = Field(None, ge=1, le=512, description="VM only: vCPUs.")
+    cpus: StrictInt | None = Field(
+        None, ge=1, le=512, description="A VM's vCPUs (required for a VM), or a bare-metal node's logical CPUs."
+        " Bare metal default: 4, which sizes etcd and kube-apiserver below a whole core; declare the real number.",
+    )
     pinned_cpus: Cpuset | None = Field(None, description="VM only: host cores, one per vCPU.")
-    memory_gib: StrictInt | None = Field(None, ge=1, description="VM only: memory in GiB (locked).")
+    memory_gib: StrictInt | None = Field(
+        None, ge=1, description="A VM's memory in GiB, locked (required for a VM), or a bare-metal node's memory."
+        " Bare metal default: 8.",
+    )
     os_disk_gib: StrictInt | None = Field(None, ge=10, description="VM only: OS disk in GiB. Default 40.")
     etcd_disk_gib: StrictInt | None = Field(None, ge=1, description="VM only: etcd disk in GiB. Default 20.")
     reserved_cpus: Cpuset = Field("0", description="Cores the kubelet reserves for the system. Default 0.")
