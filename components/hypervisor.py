@@ -70,17 +70,11 @@ class HypervisorHost(Component):
     def _base_image(self, cluster: Cluster, host: Host) -> pulumi.Resource:
         pool = self.control_plane_pool
         assert pool is not None
-        env = {"IMAGE_URL": cluster.vm_image.url, "IMAGE_SHA256": cluster.vm_image.sha256, "POOL": pool.name,
-               "POOL_PATH": pool.path, "VOLUME": base_volume_name(cluster)}
         return run_script(
-            f"{self.hv.name}-base-image", host, "image-fetch.sh", env=env,
+            f"{self.hv.name}-base-image", host, "image-fetch.sh", env=vm.image_fetch_env(cluster, pool),
             # The pool must exist in libvirt before a volume can be imported into it.
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.pools[pool.name]]),
         )
-
-
-def base_volume_name(cluster: Cluster) -> str:
-    return f"hakube-base-{cluster.vm_image.sha256[:12]}.qcow2"
 
 
 class ControlPlaneVm(Component):
@@ -107,10 +101,13 @@ class ControlPlaneVm(Component):
         pool_res = hypervisor.pools[pool.name]
         os_disk = libvirt.Volume(
             f"{node.name}-os", name=vm.os_volume_name(node), pool=pool_res.name, format="qcow2",
-            base_volume_name=base_volume_name(cluster), base_volume_pool=pool_res.name,
+            base_volume_name=vm.base_volume_name(cluster), base_volume_pool=pool_res.name,
             size=(node.os_disk_gib or DEFAULT_OS_DISK_GIB) * GIB,
-            # The backing image is imported by a command, not a libvirt resource: wait for it.
-            opts=pulumi.ResourceOptions.merge(on_hv, pulumi.ResourceOptions(depends_on=[hypervisor.base_image])),
+            # The backing image is imported by a command, not a libvirt resource: wait for it. A later
+            # vmImage change (a new base volume) is for VMs created from then on: replacing the OS disk
+            # of every running control-plane VM at once would take etcd's quorum with it.
+            opts=pulumi.ResourceOptions.merge(on_hv, pulumi.ResourceOptions(
+                depends_on=[hypervisor.base_image], ignore_changes=["baseVolumeName"])),
         )
         etcd_disk = libvirt.Volume(
             f"{node.name}-etcd", name=vm.etcd_volume_name(node), pool=pool_res.name, format="qcow2",

@@ -359,6 +359,32 @@ def transformed_domain_xml(cluster: Cluster, node: ControlPlaneNode,
 
 
 # ---------------------------------------------------------------------------------------------
+# image-fetch.sh: the base image every control-plane VM's OS disk is a copy-on-write layer over
+
+
+def base_volume_name(cluster: Cluster) -> str:
+    """The base image's volume in the controlPlane pool, named after what identifies the image.
+
+    With vmImage.sha256, its digest; with the signed SHA256SUMS, the URL (a dated serial's content
+    never changes). Any other image gets another volume, so a running VM's backing file stays.
+    """
+    image = cluster.vm_image
+    identity = image.sha256 or hashlib.sha256(image.url.encode()).hexdigest()
+    return f"hakube-base-{identity[:12]}.qcow2"
+
+
+def image_fetch_env(cluster: Cluster, pool: Pool) -> dict[str, str]:
+    """Environment for configs/scripts/image-fetch.sh: the image, how it is checked, where it goes."""
+    image = cluster.vm_image
+    env = {"IMAGE_URL": image.url, "POOL": pool.name, "POOL_PATH": pool.path, "VOLUME": base_volume_name(cluster)}
+    if image.sha256 is not None:
+        env["IMAGE_SHA256"] = image.sha256
+    else:
+        env.update(IMAGE_SUMS_URL=image.sums_url, IMAGE_NAME=image.file_name)
+    return env
+
+
+# ---------------------------------------------------------------------------------------------
 # hypervisor-prepare.sh
 
 

@@ -352,6 +352,17 @@ CASES: list[Case] = [
      {"controlPlane.nodes[1].pinnedCpus": "2-5", "controlPlane.nodes[1].osDiskGiB": 40,
       "controlPlane.nodes[1].etcdDiskGiB": 20},
      [f"{R}.controlPlane.nodes[1].{key}: {VM_ONLY}" for key in ("pinnedCpus", "osDiskGiB", "etcdDiskGiB")]),
+    # --- the control-plane VM image: a digest you give, or a file name to look up in the signed SHA256SUMS
+    ("vm-image-url-without-file-name", "dev", {"vmImage": {"url": "https://mirror.invalid/images/"}},
+     [f"{R}.vmImage: https://mirror.invalid/images/ does not end in a file name to look up in the SHA256SUMS"
+      " beside it; give the image's own URL, or set vmImage.sha256"]),
+    ("vm-image-url-with-query", "dev", {"vmImage": {"url": "https://mirror.invalid/noble.img?token=1"}},
+     [f"{R}.vmImage: https://mirror.invalid/noble.img?token=1 does not end in a file name to look up in the"
+      " SHA256SUMS beside it; give the image's own URL, or set vmImage.sha256"]),
+    ("vm-image-digest-upper-case", "dev", {"vmImage": {"sha256": "AB" * 32}},
+     [f"{R}.vmImage.sha256: {'AB' * 32!r} is not a SHA-256 digest (64 lower-case hex digits)"]),
+    ("vm-image-ftp", "dev", {"vmImage": {"url": "ftp://mirror.invalid/noble.img"}},
+     [f"{R}.vmImage.url: 'ftp://mirror.invalid/noble.img' is not an http(s):// or file:// URL without spaces"]),
     # --- workers, ssh, addons, profile
     ("worker-reserved-open-range", "dev", {"workers[0].reservedCpus": "0-"},
      [f"{R}.workers[0].reservedCpus: '0-' is not a cpuset: '0-' is not a core number or range like 2-5"]),

@@ -16,7 +16,6 @@ from pathlib import Path
 import pytest
 import yaml
 from lxml import etree
-from pydantic import ValidationError
 
 from configs import vm
 from configs.scripts import SCRIPT_DIR
@@ -24,7 +23,6 @@ from dryrun.mockrun import REPO
 from tests.hostsim import ScratchHost
 from topology import Cluster, ControlPlaneNode, load_stack_file
 from topology.cpuset import parse_cpuset
-from topology.model import DEFAULT_VM_IMAGE_SHA256, DEFAULT_VM_IMAGE_URL, VmImage
 
 STACKS = {name: load_stack_file(REPO / f"Pulumi.{name}.yaml") for name in ("dev", "prod")}
 VMS = [(stack, node) for stack, cluster in STACKS.items() for node in cluster.control_plane.nodes if node.is_vm]
@@ -349,17 +347,6 @@ def test_bare_metal_control_plane_nodes_are_not_rendered_as_vms() -> None:
     for render in (vm.domain_xslt, vm.network_config, vm.provider_domain_xml):
         with pytest.raises(vm.NotAVm):
             render(edge, node)
-
-
-def test_vm_image_default_and_override() -> None:
-    assert STACKS["dev"].vm_image == VmImage(url=DEFAULT_VM_IMAGE_URL, sha256=DEFAULT_VM_IMAGE_SHA256)
-    assert "/releases/noble/release-2" in DEFAULT_VM_IMAGE_URL and DEFAULT_VM_IMAGE_URL.endswith("-amd64.img")
-    mirror = VmImage(url="https://mirror.invalid/noble.img", sha256="0" * 64)
-    assert mirror.url.startswith("https://mirror.invalid")
-    for bad in ({"url": "https://mirror.invalid/noble.img"},  # another image with the default digest
-                {"sha256": "ABC"}, {"url": "ftp://mirror.invalid/x.img", "sha256": "0" * 64}):
-        with pytest.raises(ValidationError):
-            VmImage(**bad)
 
 
 # ---------------------------------------------------------------------------------------------
