@@ -50,8 +50,9 @@ class HypervisorHost(Component):
         # Pools and networks are created only once the host has libvirt and its directories.
         on_host = pulumi.ResourceOptions(parent=self, provider=self.provider, depends_on=[self.prepare])
         self.pools = {
-            pool.name: libvirt.Pool(f"{hv.name}-pool-{pool.name}", name=pool.name, type="dir", path=pool.path,
-                                    opts=on_host)
+            # `target.path`: the top-level `path` is deprecated in pulumi-libvirt 0.5.4.
+            pool.name: libvirt.Pool(f"{hv.name}-pool-{pool.name}", name=pool.name, type="dir",
+                                    target=libvirt.PoolTargetArgs(path=pool.path), opts=on_host)
             for pool in hv.pools
         }
         self.control_plane_pool = next((p for p in hv.pools if p.role == "controlPlane"), None)
@@ -69,17 +70,11 @@ class HypervisorHost(Component):
     def _base_image(self, cluster: Cluster, host: Host) -> pulumi.Resource:
         pool = self.control_plane_pool
         assert pool is not None
-        env = {"IMAGE_URL": cluster.vm_image.url, "IMAGE_SHA256": cluster.vm_image.sha256, "POOL": pool.name,
-               "POOL_PATH": pool.path, "VOLUME": base_volume_name(cluster)}
         return run_script(
-            f"{self.hv.name}-base-image", host, "image-fetch.sh", env=env,
+            f"{self.hv.name}-base-image", host, "image-fetch.sh", env=vm.image_fetch_env(cluster, pool),
             # The pool must exist in libvirt before a volume can be imported into it.
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.pools[pool.name]]),
         )
-
-
-def base_volume_name(cluster: Cluster) -> str:
-    return f"hakube-base-{cluster.vm_image.sha256[:12]}.qcow2"
 
 
 class ControlPlaneVm(Component):
@@ -106,10 +101,13 @@ class ControlPlaneVm(Component):
         pool_res = hypervisor.pools[pool.name]
         os_disk = libvirt.Volume(
             f"{node.name}-os", name=vm.os_volume_name(node), pool=pool_res.name, format="qcow2",
-            base_volume_name=base_volume_name(cluster), base_volume_pool=pool_res.name,
+            base_volume_name=vm.base_volume_name(cluster), base_volume_pool=pool_res.name,
             size=(node.os_disk_gib or DEFAULT_OS_DISK_GIB) * GIB,
-            # The backing image is imported by a command, not a libvirt resource: wait for it.
-            opts=pulumi.ResourceOptions.merge(on_hv, pulumi.ResourceOptions(depends_on=[hypervisor.base_image])),
+            # The backing image is imported by a command, not a libvirt resource: wait for it. A later
+            # vmImage change (a new base volume) is for VMs created from then on: replacing the OS disk
+            # of every running control-plane VM at once would take etcd's quorum with it.
+            opts=pulumi.ResourceOptions.merge(on_hv, pulumi.ResourceOptions(
+                depends_on=[hypervisor.base_image], ignore_changes=["baseVolumeName"])),
         )
         etcd_disk = libvirt.Volume(
             f"{node.name}-etcd", name=vm.etcd_volume_name(node), pool=pool_res.name, format="qcow2",
@@ -128,7 +126,7 @@ class ControlPlaneVm(Component):
             # Order matters: the etcd disk must be the second virtio disk (vm.ETCD_DEVICE, /dev/vdb).
             disks=[libvirt.DomainDiskArgs(volume_id=os_disk.id), libvirt.DomainDiskArgs(volume_id=etcd_disk.id)],
             network_interfaces=nics, cloudinit=seed.id, autostart=True, qemu_agent=False,
-            consoles=[libvirt.DomainConsoleArgs(type="pty", target_port="0", target_type="serial")],
+            consoles=[libvirt.DomainConsoleArgs(type=vm.CONSOLE_TYPE, target_port="0", target_type="serial")],
             xml=libvirt.DomainXmlArgs(xslt=artifacts[f"vms/{node.name}/domain.xsl"]),
             description=f"hakube control-plane node {node.name} of cluster {cluster.name}",
             opts=on_hv,

@@ -3,9 +3,10 @@
 pulumi-libvirt 0.5.4 (terraform-provider-libvirt 0.8.1) builds a domain XML from its own schema,
 then pipes it through `xsltproc` with our stylesheet (`xml.xslt`) before `virDomainDefineXML`.
 The stylesheet adds what that schema cannot say: vCPU and emulator pinning, locked memory with
-its hard limit, no balloon, host-passthrough CPU. `provider_domain_xml` reproduces the shape the
-provider emits (libvirt/domain_def.go, domain.go at v0.8.1) so tests and the dry run can apply the
-stylesheet and validate the result with `virt-xml-validate`.
+its hard limit, no balloon, host-passthrough CPU, and the console `type` the provider leaves out.
+`provider_domain_xml` reproduces the shape the provider emits (libvirt/domain_def.go, domain.go at
+v0.8.1) so tests and the dry run can apply the stylesheet and validate the result with
+`virt-xml-validate`.
 
 Everything here is a pure function of the topology; the components only wire it.
 """
@@ -46,6 +47,14 @@ ETCD_MOUNT = "/var/lib/etcd"
 ETCD_MOUNT_OPTIONS = "defaults,noatime,x-systemd.device-timeout=90s"
 
 CPU_MODE = "host-passthrough"
+# The serial console's character device. The provider writes `<console>` without a `type` (libvirtxml
+# emits one only from a source path, DomainConsole.MarshalXML), which libvirt's schema refuses; the
+# stylesheet sets it.
+CONSOLE_TYPE = "pty"
+# What the provider writes as <os><type machine>: the hypervisor's canonical name for its default
+# machine ("pc" resolved through the host's capabilities, getCanonicalMachineName in domain_def.go).
+# This one is QEMU 7.2's; the dry run only needs a name of that shape.
+SIMULATED_CANONICAL_MACHINE = "pc-i440fx-7.2"
 KIB_PER_GIB = 1024 * 1024
 # Locked memory needs a hard limit (libvirt otherwise lifts RLIMIT_MEMLOCK altogether). QEMU itself
 # needs memory beyond the guest's RAM (device emulation, page tables, I/O buffers), and a hard limit
@@ -267,6 +276,11 @@ def domain_xslt(cluster: Cluster, node: ControlPlaneNode) -> str:
 
     _el(_copy_then(sheet, "/domain/devices"), "memballoon", model="none")
 
+    # A console without a type (what the provider writes) becomes a pty; one with a type is kept.
+    console = _xsl(_xsl(sheet, "template", match="/domain/devices/console[not(@type)]"), "copy")
+    _xsl(console, "attribute", name="type").text = CONSOLE_TYPE
+    _xsl(console, "apply-templates", select="@*|node()")
+
     # Our volume disks (OS, etcd) bypass the host page cache: etcd's fsync then means the device
     # has the data, and VM I/O never competes with the host for page cache.
     driver = _xsl(_xsl(sheet, "template", match="/domain/devices/disk[@type='volume']/driver"), "copy")
@@ -291,10 +305,13 @@ def provider_domain_xml(cluster: Cluster, node: ControlPlaneNode,
     Its shape: newDomainDef's defaults (pae/acpi/apic, a spice display, the guest-agent channel,
     a virtio RNG), `type` kvm, memory in MiB, vcpu, cpu mode, `disk` entries vda, vdb, ... then the
     cloud-init ISO as an IDE cdrom (hdd), one interface per network_interfaces entry (virtio, the
-    MAC upper-cased), and a pty serial console. No <memballoon>: libvirt adds a virtio one at define
-    time when none is given, which is why the stylesheet always writes one. `arch` and `emulator`
-    stay empty when not configured (libvirt fills them in); `machine` is the host's canonical name
-    for its default ("pc" here). `source` mirrors network_interfaces[].bridge or .network_id.
+    MAC upper-cased), and the serial console with no `type` attribute: setConsoles (domain.go) sets
+    a chardev source only for a source_path, and libvirtxml writes `type` only from a source. No
+    <memballoon>: libvirt adds a virtio one at define time when none is given, which is why the
+    stylesheet always writes one. `arch` and `emulator` stay empty when not configured (the Create
+    step resets them from the schema; libvirt fills them in); `machine` is the host's canonical name
+    for its default (SIMULATED_CANONICAL_MACHINE). `source` mirrors network_interfaces[].bridge or
+    .network_id.
     """
     hv = _vm_host(cluster, node)
     pool = control_plane_pool(hv)
@@ -303,7 +320,7 @@ def provider_domain_xml(cluster: Cluster, node: ControlPlaneNode,
     _el(domain, "description", f"hakube control-plane node {node.name} of cluster {cluster.name}")
     _el(domain, "memory", str(memory_mib(node)), unit="MiB")
     _el(domain, "vcpu", str(node.cpus))
-    _el(_el(domain, "os"), "type", "hvm", machine="pc")
+    _el(_el(domain, "os"), "type", "hvm", machine=SIMULATED_CANONICAL_MACHINE)
     features = _el(domain, "features")
     for feature in ("pae", "acpi", "apic"):
         _el(features, feature)
@@ -321,7 +338,7 @@ def provider_domain_xml(cluster: Cluster, node: ControlPlaneNode,
         _el(interface, "mac", address=nic.mac.upper())
         _el(interface, "source", **({"bridge": nic.bridge} if source == "bridge" else {"network": nic.network}))
         _el(interface, "model", type="virtio")
-    console = _el(devices, "console", type="pty")
+    console = _el(devices, "console")
     _el(console, "target", type="serial", port="0")
     channel = _el(devices, "channel", type="unix")
     _el(channel, "target", type="virtio", name="org.qemu.guest_agent.0")
@@ -339,6 +356,32 @@ def transformed_domain_xml(cluster: Cluster, node: ControlPlaneNode,
     transform = etree.XSLT(etree.XML(domain_xslt(cluster, node).encode()))
     result = transform(etree.XML(provider_domain_xml(cluster, node, source).encode()))
     return bytes(result).decode()
+
+
+# ---------------------------------------------------------------------------------------------
+# image-fetch.sh: the base image every control-plane VM's OS disk is a copy-on-write layer over
+
+
+def base_volume_name(cluster: Cluster) -> str:
+    """The base image's volume in the controlPlane pool, named after what identifies the image.
+
+    With vmImage.sha256, its digest; with the signed SHA256SUMS, the URL (a dated serial's content
+    never changes). Any other image gets another volume, so a running VM's backing file stays.
+    """
+    image = cluster.vm_image
+    identity = image.sha256 or hashlib.sha256(image.url.encode()).hexdigest()
+    return f"hakube-base-{identity[:12]}.qcow2"
+
+
+def image_fetch_env(cluster: Cluster, pool: Pool) -> dict[str, str]:
+    """Environment for configs/scripts/image-fetch.sh: the image, how it is checked, where it goes."""
+    image = cluster.vm_image
+    env = {"IMAGE_URL": image.url, "POOL": pool.name, "POOL_PATH": pool.path, "VOLUME": base_volume_name(cluster)}
+    if image.sha256 is not None:
+        env["IMAGE_SHA256"] = image.sha256
+    else:
+        env.update(IMAGE_SUMS_URL=image.sums_url, IMAGE_NAME=image.file_name)
+    return env
 
 
 # ---------------------------------------------------------------------------------------------

@@ -80,6 +80,20 @@ def _vm_sizes(draw: st.DrawFn) -> dict[str, Any]:
     return sizes
 
 
+def _bare_metal_sizes(draw: st.DrawFn) -> dict[str, Any]:
+    """A bare-metal control-plane node's declared size, or none (it is then taken as ASSUMED_BARE_METAL)."""
+    spare, min_memory = minimum_node()
+    sizes: dict[str, Any] = {}
+    _maybe(draw, sizes, "cpus", draw(st.integers(spare + 1, 64)))
+    _maybe(draw, sizes, "memoryGiB", draw(st.integers(min_memory, 512)))
+    cpus = sizes.get("cpus", ASSUMED_BARE_METAL[0])
+    # Some, not all, CPUs reserved, leaving the static pods `spare` of them; undeclared, any core numbers.
+    cores = st.integers(0, cpus - 1) if "cpus" in sizes else st.integers(0, 63)
+    reserved = draw(st.sets(cores, min_size=1, max_size=cpus - spare))
+    _maybe(draw, sizes, "reservedCpus", format_cpuset(sorted(reserved)))
+    return sizes
+
+
 def _hypervisor(draw: st.DrawFn, name: str, address: str, vms: list[dict[str, Any]]) -> dict[str, Any]:
     """A hypervisor big enough for `vms`, pinning each VM to cores of its own (sets their pinnedCpus)."""
     reserved_count = draw(st.integers(1, 4))
@@ -171,10 +185,7 @@ def clusters(draw: st.DrawFn, max_workers: int = 20) -> dict[str, Any]:
             node["hypervisor"] = names[on_hv[i]]
             node.update(_vm_sizes(draw))
         else:
-            # Bare metal is taken to have ASSUMED_BARE_METAL CPUs: the static pods need `spare` of them.
-            spare_cores = ASSUMED_BARE_METAL[0] - minimum_node()[0]
-            reserved = draw(st.sets(st.integers(0, 63), min_size=1, max_size=spare_cores))
-            _maybe(draw, node, "reservedCpus", format_cpuset(sorted(reserved)))
+            node.update(_bare_metal_sizes(draw))
         cp_nodes.append(node)
     hypervisors = [
         _hypervisor(draw, names[h], addresses[h], [cp for cp, at in zip(cp_nodes, on_hv, strict=True) if at == h])

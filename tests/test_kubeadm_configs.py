@@ -16,6 +16,7 @@ import yaml
 
 from configs import kubeadm
 from dryrun.mockrun import REPO
+from tests.mockgraph import stack_graph
 from topology import Cluster, ControlPlaneNode, load_stack_file
 from topology.cpuset import parse_cpuset
 
@@ -328,7 +329,9 @@ def test_tiers_by_node_size() -> None:
     dev, edge, prod = STACKS["dev"], STACKS["edge"], STACKS["prod"]
     assert kubeadm.static_pod_sizes(dev.control_plane.nodes[0])[0] == "small"  # 4 vCPUs, 1 reserved
     assert kubeadm.static_pod_sizes(prod.control_plane.nodes[0])[0] == "medium"  # 6 vCPUs, 1 reserved
-    assert kubeadm.static_pod_sizes(edge.control_plane.nodes[0])[0] == "minimal"  # assumed 4 cores, 2 reserved
+    assert kubeadm.static_pod_sizes(edge.control_plane.nodes[0])[0] == "medium"  # 8 CPUs declared, 2 reserved
+    undeclared = edge.control_plane.nodes[0].model_copy(update={"cpus": None, "memory_gib": None})
+    assert kubeadm.static_pod_sizes(undeclared)[0] == "minimal"  # assumed 4 CPUs, 2 reserved
     big = dev.control_plane.nodes[0].model_copy(update={"cpus": 12, "memory_gib": 32})
     tier, sizes = kubeadm.static_pod_sizes(big)
     assert tier == "large" and all(s.cpu_milli % 1000 == 0 for s in sizes.values())
@@ -406,3 +409,19 @@ def test_malformed_join_credentials_are_refused_without_echoing_them(line: str) 
 def test_a_control_plane_join_needs_a_certificate_key() -> None:
     with pytest.raises(ValueError, match="certificateKey is missing"):
         kubeadm.join_credentials(f'{{"token":"{TOKEN}","caCertHash":"{HASH}"}}', control_plane=True)
+
+
+def test_edge_stack_gives_etcd_and_the_apiserver_whole_cpus() -> None:
+    """The edge nodes declare 8 CPUs / 32 GiB: the patches the dry run places on each node ask for
+    whole CPUs (exclusive cores from the static CPU manager) for etcd and kube-apiserver."""
+    edge = STACKS["edge"]
+    assert all(not n.is_vm and n.cpus == 8 and n.memory_gib == 32 for n in edge.control_plane.nodes)
+    g = stack_graph("edge")
+    for node in edge.control_plane.nodes:
+        files = {f["path"]: f["content"] for f in g.by_name[f"{node.name}-kubeadm-files"]["inputs"]["files"]}
+        for component in ("etcd", "kube-apiserver"):
+            patch = yaml.safe_load(files[f"/etc/kubernetes/patches/{component}+strategic.yaml"])
+            resources = patch["spec"]["containers"][0]["resources"]
+            cpu = _millicores(resources["requests"]["cpu"])
+            assert cpu >= 1000 and cpu % 1000 == 0, (node.name, component, resources)
+            assert resources["limits"] == resources["requests"]

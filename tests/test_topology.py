@@ -297,9 +297,21 @@ CASES: list[Case] = [
       " static pods: they need 2 beyond reservedCpus"]),
     ("vm-too-little-memory", "dev", {"controlPlane.nodes[2].memoryGiB": 4},
      [f"{R}.controlPlane.nodes[2].memoryGiB: 4 GiB is too little for the control-plane static pods: they need 5 GiB"]),
-    ("bare-metal-reserves-too-many", "edge", {"controlPlane.nodes[1].reservedCpus": "0-2"},
-     [f"{R}.controlPlane.nodes[1].reservedCpus: the 4 CPUs assumed of a bare-metal control-plane node less"
-      " reservedCpus 0-2 (3) leave too few for the control-plane static pods: they need 2 beyond reservedCpus"]),
+    ("bare-metal-reserves-too-many", "edge",
+     {"controlPlane.nodes[1].reservedCpus": "0-2", "controlPlane.nodes[1].cpus": DELETE},
+     [f"{R}.controlPlane.nodes[1].reservedCpus: the 4 CPUs assumed of a bare-metal control-plane node without"
+      " `cpus` less reservedCpus 0-2 (3) leave too few for the control-plane static pods: they need 2 beyond"
+      " reservedCpus"]),
+    ("bare-metal-too-few-cpus", "edge", {"controlPlane.nodes[0].cpus": 3},
+     [f"{R}.controlPlane.nodes[0].cpus: 3 CPUs less reservedCpus 0-1 (2) leave too few for the control-plane"
+      " static pods: they need 2 beyond reservedCpus"]),
+    ("bare-metal-reserves-every-cpu", "edge", {"controlPlane.nodes[2].reservedCpus": "0-7"},
+     [f"{R}.controlPlane.nodes[2].reservedCpus: 0-7 must name some, not all, of the node's CPUs 0-7"]),
+    ("bare-metal-too-little-memory", "edge", {"controlPlane.nodes[1].memoryGiB": 4},
+     [f"{R}.controlPlane.nodes[1].memoryGiB: 4 GiB is too little for the control-plane static pods: they need"
+      " 5 GiB"]),
+    ("bare-metal-cpus-not-a-number", "edge", {"controlPlane.nodes[1].cpus": "8"},
+     [f"{R}.controlPlane.nodes[1].cpus: Input should be a valid integer (got '8')"]),
     # --- the nodes network's first address routes the control-plane VMs
     ("vm-on-gateway", "dev", {"controlPlane.nodes[1].address": "198.18.0.1"},
      [f"{R}.controlPlane.nodes[1].address: 198.18.0.1 is the first address of network.nodeCidr, the default"
@@ -335,12 +347,22 @@ CASES: list[Case] = [
      [f"{R}.hypervisors[0].pools: declares more than one controlPlane pool"]),
     ("pool-role", "dev", {"hypervisors[0].pools[1].role": "etcd"},
      [f"{R}.hypervisors[0].pools[1].role: Input should be 'controlPlane' or 'general' (got 'etcd')"]),
-    # --- bare-metal control-plane nodes take no VM-only fields
+    # --- bare-metal control-plane nodes take no VM-only fields (cpus and memoryGiB size them too)
     ("bare-metal-vm-fields", "edge",
-     {"controlPlane.nodes[1].cpus": 4, "controlPlane.nodes[1].pinnedCpus": "2-5", "controlPlane.nodes[1].memoryGiB": 8,
-      "controlPlane.nodes[1].osDiskGiB": 40, "controlPlane.nodes[1].etcdDiskGiB": 20},
-     [f"{R}.controlPlane.nodes[1].{key}: {VM_ONLY}"
-      for key in ("cpus", "pinnedCpus", "memoryGiB", "osDiskGiB", "etcdDiskGiB")]),
+     {"controlPlane.nodes[1].pinnedCpus": "2-5", "controlPlane.nodes[1].osDiskGiB": 40,
+      "controlPlane.nodes[1].etcdDiskGiB": 20},
+     [f"{R}.controlPlane.nodes[1].{key}: {VM_ONLY}" for key in ("pinnedCpus", "osDiskGiB", "etcdDiskGiB")]),
+    # --- the control-plane VM image: a digest you give, or a file name to look up in the signed SHA256SUMS
+    ("vm-image-url-without-file-name", "dev", {"vmImage": {"url": "https://mirror.invalid/images/"}},
+     [f"{R}.vmImage: https://mirror.invalid/images/ does not end in a file name to look up in the SHA256SUMS"
+      " beside it; give the image's own URL, or set vmImage.sha256"]),
+    ("vm-image-url-with-query", "dev", {"vmImage": {"url": "https://mirror.invalid/noble.img?token=1"}},
+     [f"{R}.vmImage: https://mirror.invalid/noble.img?token=1 does not end in a file name to look up in the"
+      " SHA256SUMS beside it; give the image's own URL, or set vmImage.sha256"]),
+    ("vm-image-digest-upper-case", "dev", {"vmImage": {"sha256": "AB" * 32}},
+     [f"{R}.vmImage.sha256: {'AB' * 32!r} is not a SHA-256 digest (64 lower-case hex digits)"]),
+    ("vm-image-ftp", "dev", {"vmImage": {"url": "ftp://mirror.invalid/noble.img"}},
+     [f"{R}.vmImage.url: 'ftp://mirror.invalid/noble.img' is not an http(s):// or file:// URL without spaces"]),
     # --- workers, ssh, addons, profile
     ("worker-reserved-open-range", "dev", {"workers[0].reservedCpus": "0-"},
      [f"{R}.workers[0].reservedCpus: '0-' is not a cpuset: '0-' is not a core number or range like 2-5"]),

@@ -16,7 +16,6 @@ from pathlib import Path
 import pytest
 import yaml
 from lxml import etree
-from pydantic import ValidationError
 
 from configs import vm
 from configs.scripts import SCRIPT_DIR
@@ -24,7 +23,6 @@ from dryrun.mockrun import REPO
 from tests.hostsim import ScratchHost
 from topology import Cluster, ControlPlaneNode, load_stack_file
 from topology.cpuset import parse_cpuset
-from topology.model import DEFAULT_VM_IMAGE_SHA256, DEFAULT_VM_IMAGE_URL, VmImage
 
 STACKS = {name: load_stack_file(REPO / f"Pulumi.{name}.yaml") for name in ("dev", "prod")}
 VMS = [(stack, node) for stack, cluster in STACKS.items() for node in cluster.control_plane.nodes if node.is_vm]
@@ -182,12 +180,30 @@ def test_transformed_domain_passes_virt_xml_validate(stack: str, node: ControlPl
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_provider_shape_is_what_terraform_provider_libvirt_0_8_1_writes() -> None:
+    """A console without `type` (libvirtxml writes one only from a source path) and the host's
+    canonical machine name rather than the "pc" alias."""
+    cluster = STACKS["dev"]
+    provider = _tree(vm.provider_domain_xml(cluster, cluster.control_plane.nodes[0]))
+    (console,) = provider.findall("devices/console")
+    assert "type" not in console.attrib and console.find("source") is None
+    assert console.find("target").attrib == {"type": "serial", "port": "0"}
+    machine = provider.find("os/type").get("machine")
+    assert machine == vm.SIMULATED_CANONICAL_MACHINE and machine.startswith("pc-i440fx-")
+
+
 @pytest.mark.tool("virt-xml-validate", "xmllint")
-def test_provider_shape_and_network_source_variant_validate(tmp_path: Path) -> None:
+def test_provider_shape_fails_validation_only_for_its_console_and_ours_validates(tmp_path: Path) -> None:
     cluster = STACKS["dev"]
     node = cluster.control_plane.nodes[0]
-    for text in (vm.provider_domain_xml(cluster, node), vm.transformed_domain_xml(cluster, node, source="network")):
-        result = _validate(text, tmp_path)
+    provider = vm.provider_domain_xml(cluster, node)
+    refused = _validate(provider, tmp_path)
+    assert refused.returncode != 0 and "fails to validate" in refused.stderr
+    with_type = provider.replace("<console>", f'<console type="{vm.CONSOLE_TYPE}">', 1)
+    assert with_type != provider
+    assert _validate(with_type, tmp_path).returncode == 0, "the console type is the provider shape's only defect"
+    for source in ("bridge", "network"):
+        result = _validate(vm.transformed_domain_xml(cluster, node, source=source), tmp_path)
         assert result.returncode == 0, result.stderr
     interfaces = _tree(vm.transformed_domain_xml(cluster, node, source="network")).findall("devices/interface")
     assert [i.find("source").get("network") for i in interfaces] == ["hakube-nodes", "hakube-controlplane"]
@@ -274,6 +290,17 @@ def test_xslt_replaces_existing_balloon_cpu_and_tuning() -> None:
     assert [c.get("mode") for c in domain.findall("cpu")] == ["host-passthrough"]
 
 
+def test_xslt_types_an_untyped_console_and_keeps_a_typed_one() -> None:
+    cluster = STACKS["dev"]
+    node = cluster.control_plane.nodes[0]
+    (console,) = _tree(vm.transformed_domain_xml(cluster, node)).findall("devices/console")
+    assert console.get("type") == vm.CONSOLE_TYPE
+    assert console.find("target").attrib == {"type": "serial", "port": "0"}
+    typed = vm.provider_domain_xml(cluster, node).replace("<console>", '<console type="tcp">', 1)
+    transform = etree.XSLT(_tree(vm.domain_xslt(cluster, node)))
+    assert [c.get("type") for c in transform(_tree(typed)).getroot().findall("devices/console")] == ["tcp"]
+
+
 def test_volume_disks_bypass_the_host_page_cache_and_the_seed_is_untouched() -> None:
     cluster = STACKS["dev"]
     disks = _tree(vm.transformed_domain_xml(cluster, cluster.control_plane.nodes[0])).findall("devices/disk")
@@ -320,17 +347,6 @@ def test_bare_metal_control_plane_nodes_are_not_rendered_as_vms() -> None:
     for render in (vm.domain_xslt, vm.network_config, vm.provider_domain_xml):
         with pytest.raises(vm.NotAVm):
             render(edge, node)
-
-
-def test_vm_image_default_and_override() -> None:
-    assert STACKS["dev"].vm_image == VmImage(url=DEFAULT_VM_IMAGE_URL, sha256=DEFAULT_VM_IMAGE_SHA256)
-    assert "/releases/noble/release-2" in DEFAULT_VM_IMAGE_URL and DEFAULT_VM_IMAGE_URL.endswith("-amd64.img")
-    mirror = VmImage(url="https://mirror.invalid/noble.img", sha256="0" * 64)
-    assert mirror.url.startswith("https://mirror.invalid")
-    for bad in ({"url": "https://mirror.invalid/noble.img"},  # another image with the default digest
-                {"sha256": "ABC"}, {"url": "ftp://mirror.invalid/x.img", "sha256": "0" * 64}):
-        with pytest.raises(ValidationError):
-            VmImage(**bad)
 
 
 # ---------------------------------------------------------------------------------------------

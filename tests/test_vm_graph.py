@@ -91,3 +91,31 @@ def test_adding_a_worker_changes_no_vm_resource() -> None:
 def test_edge_registers_no_libvirt_resource() -> None:
     g = stack_graph("edge")
     assert not [row for row in g.table if "libvirt" in row["type"]]
+
+
+def test_pools_give_their_directory_as_target_path_not_the_deprecated_path() -> None:
+    g = stack_graph("dev")
+    pools = g.of_type("libvirt:index/pool:Pool")
+    assert pools
+    paths = {p["name"]: p["path"] for p in cluster_copy("dev")["hypervisors"][0]["pools"]}
+    for row in pools:
+        assert "path" not in row["inputs"], row["name"]
+    hv1 = {row["name"]: row["inputs"]["target"] for row in pools if row["parent"] == "hv1"}
+    assert hv1 == {f"hv1-pool-{name}": {"path": path} for name, path in paths.items()}
+
+
+def test_a_new_base_image_leaves_running_vms_os_disks_alone() -> None:
+    """Only the hypervisors' fetch step changes; the OS volumes ignore their new base volume name."""
+    base = stack_graph("dev")
+    changed = cluster_copy("dev")
+    changed["vmImage"] = {"url": "https://mirror.invalid/images/ubuntu-26.04-server-cloudimg-amd64.img"}
+    after = graph(changed, "dev")
+    for node in ("cp1", "cp2", "cp3"):
+        os_disk = after.record(f"{node}-os")
+        assert os_disk.ignore_changes == ["baseVolumeName"]
+        assert after.by_name[f"{node}-os"]["inputs"]["baseVolumeName"] != base.by_name[f"{node}-os"]["inputs"][
+            "baseVolumeName"]
+    before, now = _inputs_by_name(base), _inputs_by_name(after)
+    differing = {name for name in before if before[name] != now.get(name)}
+    assert {f"hv{i}-base-image" for i in (1, 2, 3)} <= differing
+    assert differing <= {f"hv{i}-base-image" for i in (1, 2, 3)} | {f"cp{i}-os" for i in (1, 2, 3)} | {"dev"}, differing

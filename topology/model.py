@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -33,14 +34,21 @@ SUPPORTED_MINORS = (29, 33)
 KUBEADM_V1BETA4_FROM_MINOR = 31
 NODEPORT_RANGE = (30000, 32767)
 CNI_CHOICES = ("calico", "cilium", "flannel")
-# Base image of control-plane VMs: Ubuntu 24.04 LTS (noble) server cloud image amd64, one dated
-# release, with the digest published in that release's SHA256SUMS (lima-vm/lima pins the same pair).
-# cloud-images.ubuntu.com prunes dated folders after some months: verify both before a first deploy,
-# or set `vmImage` to a copy you host.
+# Base image of control-plane VMs: Ubuntu 26.04 LTS (resolute) server cloud image amd64, one dated
+# serial. No digest is pinned for it: each hypervisor checks it against the publisher's SHA256SUMS,
+# whose detached signature (SHA256SUMS.gpg) it verifies with gpgv against Ubuntu's cloud image signing
+# key, pinned in configs/scripts/image-fetch.sh. cloud-images.ubuntu.com prunes dated folders after
+# some months: move to a newer serial (or host a copy beside its SHA256SUMS files) when it is gone.
 DEFAULT_VM_IMAGE_URL = (
-    "https://cloud-images.ubuntu.com/releases/noble/release-20250313/ubuntu-24.04-server-cloudimg-amd64.img"
+    "https://cloud-images.ubuntu.com/releases/resolute/release-20260927/ubuntu-26.04-server-cloudimg-amd64.img"
 )
-DEFAULT_VM_IMAGE_SHA256 = "eacac65efe9e9bae0cbcb3f9d5c2b5e8c5313fa78a3bc401c3fb28b2d48cefc0"
+DEFAULT_VM_IMAGE_RELEASE = "Ubuntu 26.04 LTS server cloud image amd64, serial release-20260927"
+# "UEC Image Automatic Signing Key <cdimage@ubuntu.com>" (rsa4096, 2009-09-15), the key that signs
+# cloud-images.ubuntu.com's SHA256SUMS: fingerprint as Canonical publishes it (ubuntu-cloud-docs,
+# public-images-how-to/verify-image-checksum). The key itself is in image-fetch.sh.
+UBUNTU_CLOUD_IMAGE_KEY_FINGERPRINT = "D2EB44626FDDC30B513D5BB71A5D6C4C7DB87C81"
+# The publisher's checksum list beside each image; its detached signature is this name + ".gpg".
+SIGNED_SUMS_NAME = "SHA256SUMS"
 
 # These patterns are used with fullmatch: `$` alone also matches before a trailing newline.
 _DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
@@ -270,9 +278,15 @@ class ControlPlaneNode(Strict):
     hypervisor: DnsLabel | None = Field(None, description="Hypervisor hosting this VM; absent = bare metal.")
     address: Address = Field(description="Address in nodeCidr (first NIC).")
     control_plane_address: Address = Field(description="Address in controlPlaneCidr (second NIC).")
-    cpus: StrictInt | None = Field(None, ge=1, le=512, description="VM only: vCPUs.")
+    cpus: StrictInt | None = Field(
+        None, ge=1, le=512, description="A VM's vCPUs (required for a VM), or a bare-metal node's logical CPUs."
+        " Bare metal default: 4, which sizes etcd and kube-apiserver below a whole core; declare the real number.",
+    )
     pinned_cpus: Cpuset | None = Field(None, description="VM only: host cores, one per vCPU.")
-    memory_gib: StrictInt | None = Field(None, ge=1, description="VM only: memory in GiB (locked).")
+    memory_gib: StrictInt | None = Field(
+        None, ge=1, description="A VM's memory in GiB, locked (required for a VM), or a bare-metal node's memory."
+        " Bare metal default: 8.",
+    )
     os_disk_gib: StrictInt | None = Field(None, ge=10, description="VM only: OS disk in GiB. Default 40.")
     etcd_disk_gib: StrictInt | None = Field(None, ge=1, description="VM only: etcd disk in GiB. Default 20.")
     reserved_cpus: Cpuset = Field("0", description="Cores the kubelet reserves for the system. Default 0.")
@@ -346,18 +360,33 @@ class Certificates(Strict):
 class VmImage(Strict):
     url: Annotated[StrictStr, AfterValidator(_image_url)] = Field(
         DEFAULT_VM_IMAGE_URL, description="Base cloud image of control-plane VMs, fetched by each hypervisor"
-        " (http, https or file URL). Default: Ubuntu 24.04 LTS server cloud image amd64, release-20250313.",
+        f" (http, https or file URL). Default: {DEFAULT_VM_IMAGE_RELEASE}.",
     )
-    sha256: Annotated[StrictStr, AfterValidator(_sha256)] = Field(
-        DEFAULT_VM_IMAGE_SHA256, description="SHA-256 of that image; a download that differs is refused."
-        " Default: the digest of the default image.",
+    sha256: Annotated[StrictStr, AfterValidator(_sha256)] | None = Field(
+        None, description="SHA-256 of that image, a digest you can cite: a download that differs is refused and"
+        " no SHA256SUMS is fetched. Default none: each hypervisor fetches SHA256SUMS and SHA256SUMS.gpg from the"
+        " image's directory, verifies the signature with gpgv against Ubuntu's cloud image signing key pinned in"
+        f" hakube (UEC Image Automatic Signing Key, {UBUNTU_CLOUD_IMAGE_KEY_FINGERPRINT}), and refuses an image"
+        " whose digest differs from the signed line for its file name (or that has no such line).",
     )
 
+    @property
+    def file_name(self) -> str:
+        """The image's name in its directory: the name SHA256SUMS lists it under."""
+        return urlsplit(self.url).path.rsplit("/", 1)[-1]
+
+    @property
+    def sums_url(self) -> str:
+        """The publisher's SHA256SUMS beside the image (its signature: this URL + ".gpg")."""
+        return self.url.rsplit("/", 1)[0] + "/" + SIGNED_SUMS_NAME
+
     @model_validator(mode="after")
-    def _checksum_follows_url(self) -> VmImage:
-        # The default digest belongs to the default URL only; another image needs its own.
-        if self.url != DEFAULT_VM_IMAGE_URL and self.sha256 == DEFAULT_VM_IMAGE_SHA256:
-            raise ValueError("vmImage.url is not the default image: set vmImage.sha256 to its digest too")
+    def _signed_sums_need_a_file_name(self) -> VmImage:
+        # Without a digest the image is looked up by name in the SHA256SUMS beside it.
+        parts = urlsplit(self.url)
+        if self.sha256 is None and (parts.query or parts.fragment or not self.file_name):
+            raise ValueError(f"{self.url} does not end in a file name to look up in the SHA256SUMS beside it;"
+                             " give the image's own URL, or set vmImage.sha256")
         return self
 
 
@@ -377,7 +406,8 @@ class Cluster(Strict):
     addons: Addons = Field(default_factory=Addons)
     packages: Packages = Field(default_factory=Packages)
     vm_image: VmImage = Field(
-        default_factory=VmImage, description="Base image of control-plane VMs: URL and SHA-256, pinned by default."
+        default_factory=VmImage, description="Base image of control-plane VMs and how each hypervisor checks it:"
+        " the publisher's signed SHA256SUMS by default, or a SHA-256 you give."
     )
     upgrade: Upgrade = Field(default_factory=Upgrade, description="How a kubernetesVersion change is rolled out.")
     certificates: Certificates = Field(

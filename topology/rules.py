@@ -181,10 +181,14 @@ def endpoint_port(c: Cluster) -> Iterator[Problem]:
                       f"{c.apiserver_port} is inside the NodePort range {low}-{high}")
 
 
-def _vm_only_fields(node: ControlPlaneNode) -> list[str]:
+def _declared(node: ControlPlaneNode) -> list[str]:
+    """The sizing fields a control-plane node sets (cpus and memoryGiB also describe bare metal)."""
     return [alias for alias, value in (
         ("cpus", node.cpus), ("pinnedCpus", node.pinned_cpus), ("memoryGiB", node.memory_gib),
         ("osDiskGiB", node.os_disk_gib), ("etcdDiskGiB", node.etcd_disk_gib)) if value is not None]
+
+
+VM_ONLY_FIELDS = ("pinnedCpus", "osDiskGiB", "etcdDiskGiB")
 
 
 def control_plane_vms(c: Cluster) -> Iterator[Problem]:
@@ -193,8 +197,9 @@ def control_plane_vms(c: Cluster) -> Iterator[Problem]:
     for i, node in enumerate(c.control_plane.nodes):
         loc = ("controlPlane", "nodes", i)
         if node.hypervisor is None:
-            for alias in _vm_only_fields(node):
-                yield Problem((*loc, alias), "only control-plane VMs (with `hypervisor`) take this field")
+            for alias in _declared(node):
+                if alias in VM_ONLY_FIELDS:
+                    yield Problem((*loc, alias), "only control-plane VMs (with `hypervisor`) take this field")
             continue
         hv = hypervisors.get(node.hypervisor)
         if hv is None:
@@ -202,7 +207,7 @@ def control_plane_vms(c: Cluster) -> Iterator[Problem]:
             yield Problem((*loc, "hypervisor"), f"{node.hypervisor} is not a declared hypervisor ({known})")
             continue
         for alias in ("cpus", "pinnedCpus", "memoryGiB"):
-            if alias not in _vm_only_fields(node):
+            if alias not in _declared(node):
                 yield Problem((*loc, alias), "required for a control-plane VM")
         if node.cpus is None or node.pinned_cpus is None:
             continue
@@ -233,18 +238,24 @@ def control_plane_capacity(c: Cluster) -> Iterator[Problem]:
         if node.is_vm and (node.cpus is None or node.memory_gib is None
                            or not set(parse_cpuset(node.reserved_cpus)) < set(range(node.cpus))):
             continue  # control_plane_vms names the missing field or the bad reservedCpus
-        budget = static_pod_budget(node)
         loc = ("controlPlane", "nodes", i)
-        reserved = len(parse_cpuset(node.reserved_cpus))
+        cpus, memory_gib = node_capacity(node)
+        reserved = parse_cpuset(node.reserved_cpus)
+        if not node.is_vm and node.cpus is not None and not set(reserved) < set(range(cpus)):
+            yield Problem((*loc, "reservedCpus"),
+                          f"{node.reserved_cpus} must name some, not all, of the node's CPUs 0-{cpus - 1}")
+            continue
+        budget = static_pod_budget(node)
         if budget.cpu_milli < smallest.cpu_milli:
-            cpus = node_capacity(node)[0]
-            what = f"{cpus} vCPUs" if node.is_vm else f"the {cpus} CPUs assumed of a bare-metal control-plane node"
-            yield Problem((*loc, "cpus" if node.is_vm else "reservedCpus"),
-                          f"{what} less reservedCpus {node.reserved_cpus} ({reserved}) leave too few for the"
+            declared = node.cpus is not None
+            what = (f"{cpus} vCPUs" if node.is_vm else f"{cpus} CPUs" if declared
+                    else f"the {cpus} CPUs assumed of a bare-metal control-plane node without `cpus`")
+            yield Problem((*loc, "cpus" if declared else "reservedCpus"),
+                          f"{what} less reservedCpus {node.reserved_cpus} ({len(reserved)}) leave too few for the"
                           f" control-plane static pods: they need {cpus_needed} beyond reservedCpus")
         if budget.memory_mib < smallest.memory_mib:
             yield Problem((*loc, "memoryGiB"),
-                          f"{node.memory_gib} GiB is too little for the control-plane static pods: they need"
+                          f"{memory_gib} GiB is too little for the control-plane static pods: they need"
                           f" {memory_needed} GiB")
 
 

@@ -44,7 +44,7 @@ STATIC_POD_SIZES: tuple[tuple[str, dict[str, Size]], ...] = (
                  "kube-controller-manager": Size(200, 256), "kube-scheduler": Size(100, 128)}),
 )
 NODE_HEADROOM = Size(500, 2048)
-# Bare-metal control-plane nodes declare no core count or memory: they are sized as this machine
+# A bare-metal control-plane node that does not declare its cpus/memoryGiB is sized as this machine
 # (kubeadm itself needs 2 CPUs and ~1.7 GiB on a control-plane node).
 ASSUMED_BARE_METAL = (4, 8)  # (CPUs, GiB)
 
@@ -54,10 +54,10 @@ def total(sizes: dict[str, Size]) -> Size:
 
 
 def node_capacity(node: ControlPlaneNode) -> tuple[int, int]:
-    """(CPUs, memory GiB) of a control-plane node: declared for VMs, assumed for bare metal."""
-    if node.is_vm and node.cpus is not None and node.memory_gib is not None:
-        return node.cpus, node.memory_gib
-    return ASSUMED_BARE_METAL
+    """(CPUs, memory GiB) of a control-plane node: as declared (always, for a VM), else ASSUMED_BARE_METAL."""
+    cpus, memory_gib = ASSUMED_BARE_METAL
+    return (node.cpus if node.cpus is not None else cpus,
+            node.memory_gib if node.memory_gib is not None else memory_gib)
 
 
 def static_pod_budget(node: ControlPlaneNode) -> Size:

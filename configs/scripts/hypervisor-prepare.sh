@@ -20,8 +20,9 @@ root="${HAKUBE_ROOT:-}"
 export DEBIAN_FRONTEND=noninteractive
 
 # qemu-system-x86 is what Ubuntu's qemu-kvm transitional package pulls in (Debian 12 has no
-# qemu-kvm); qemu-utils gives libvirt qemu-img for qcow2 volumes; virsh and curl serve image-fetch.sh.
-PACKAGES=(qemu-system-x86 qemu-utils libvirt-daemon-system libvirt-clients curl)
+# qemu-kvm); qemu-utils gives libvirt qemu-img for qcow2 volumes; virsh, curl and gpgv (the signed
+# SHA256SUMS check) serve image-fetch.sh.
+PACKAGES=(qemu-system-x86 qemu-utils libvirt-daemon-system libvirt-clients curl gpgv)
 # Every host process systemd starts lives under these. machine.slice is deliberately absent:
 # libvirt starts each VM's QEMU there, and a child cgroup can only use cores its parent allows, so
 # confining machine.slice to the reserved cores would make every vcpupin onto a dedicated core fail.
