@@ -63,10 +63,16 @@ def test_a_copy_of_a_committed_stack_upgrades_from_its_version(tmp_path: Path) -
     # With no --previous-version, the committed Pulumi.dev.yaml stands for what dev runs now.
     text = (REPO / "Pulumi.dev.yaml").read_text()
     copy = tmp_path / "Pulumi.dev.yaml"
-    copy.write_text(text.replace('kubernetesVersion: "1.31.4"', 'kubernetesVersion: "1.33.1"'))
-    jump = dryrun("--config", str(copy), "--out", str(tmp_path / "jump"))
+    copy.write_text(text.replace('kubernetesVersion: "1.37.2"', 'kubernetesVersion: "1.36.5"'))
+    back = dryrun("--config", str(copy), "--out", str(tmp_path / "back"))
+    assert back.returncode == 2
+    assert "hakube:cluster.kubernetesVersion: 1.36.5 is older than the deployed 1.37.2" in back.stderr
+    assert not (tmp_path / "back").exists()
+    jump = dryrun("--stack", "dev", "--previous-version", "1.35.9", "--out", str(tmp_path / "jump"))
     assert jump.returncode == 2
-    assert "hakube:cluster.kubernetesVersion: 1.31.4 -> 1.33.1 skips a minor version" in jump.stderr
+    assert "hakube:cluster.kubernetesVersion: 1.35.9 -> 1.37.2 skips a minor version" in jump.stderr
     assert not (tmp_path / "jump").exists()
+    minor = dryrun("--stack", "dev", "--previous-version", "1.36.5", "--out", str(tmp_path / "minor"))
+    assert minor.returncode == 0, minor.stderr  # the 1.36 -> 1.37 upgrade of the committed stack
     fresh = dryrun("--config", str(copy), "--previous-version", "none", "--out", str(tmp_path / "fresh"))
     assert fresh.returncode == 0, fresh.stderr

@@ -477,7 +477,8 @@ def test_static_pods_need_requests_equal_to_limits() -> None:
 def test_static_pod_patches_must_exist_and_be_applied() -> None:
     run = with_kubeadm("dev", edit=lambda node, doc: node == "cp1" and doc.pop("patches"))
     unplace(run, "cp2", patch_path("kube-scheduler"))
-    unplace(run, "cp3", kubeadm_config_path(run, "cp3"))
+    for path in (kubeadm_config_path(run, "cp3"), kubeadm.UPGRADE_CONFIG_PATH):  # none of its kubeadm files
+        unplace(run, "cp3", path)
     text = messages(stack_violations("cp-static-pod-qos", run))
     assert "cp1: its kubeadm config sets no patches.directory" in text
     assert "cp2: no kube-scheduler patch in /etc/kubernetes/patches" in text
