@@ -162,6 +162,10 @@ def cluster_dns(cluster: Cluster) -> str:
     return str(cluster.network.service_cidr.network_address + 10)
 
 
+def _cpu_manager_options() -> dict[str, str]:
+    return {name: _Quoted(value) for name, value in CPU_MANAGER_POLICY_OPTIONS.items()}
+
+
 def _kubelet_base(cluster: Cluster, reserved_cpus: str) -> dict[str, Any]:
     # What kubeadm would default, written out so that kubeadm's file and ours agree field by field.
     return {
@@ -172,7 +176,7 @@ def _kubelet_base(cluster: Cluster, reserved_cpus: str) -> dict[str, Any]:
         # static: Guaranteed pods with whole CPUs get exclusive cores. The policy refuses to start
         # without a CPU reservation; reservedSystemCPUs is one (and is excluded from exclusive use).
         "cpuManagerPolicy": "static",
-        "cpuManagerPolicyOptions": {name: _Quoted(value) for name, value in CPU_MANAGER_POLICY_OPTIONS.items()},
+        "cpuManagerPolicyOptions": _cpu_manager_options(),
         "cpuManagerReconcilePeriod": "10s",
         "reservedSystemCPUs": _Quoted(reserved_cpus),
         "evictionHard": {name: _Quoted(value) for name, value in EVICTION_HARD.items()},
@@ -208,9 +212,15 @@ def _mebibytes(quantity: str) -> int:
 
 
 def _node_kubelet_fields(cluster: Cluster, node: Node) -> dict[str, Any]:
-    """What the node's kubelet configuration adds to the cluster-wide one: its reserved CPUs and,
-    with `memoryManager: static`, the Static Memory Manager and the reservation it needs."""
-    fields: dict[str, Any] = {"reservedSystemCPUs": _Quoted(node.reserved_cpus)}
+    """What the node's kubeletconfiguration patch sets: its reserved CPUs, the CPU manager options
+    and, with `memoryManager: static`, the Static Memory Manager and the reservation it needs.
+
+    The options are in the cluster-wide document too; the patch repeats them because `kubeadm
+    upgrade` rewrites the kubelet file from the kubelet-config ConfigMap plus the patches, and the
+    ConfigMap of a cluster made before them has none: without the patch an upgrade would drop them.
+    """
+    fields: dict[str, Any] = {"reservedSystemCPUs": _Quoted(node.reserved_cpus),
+                              "cpuManagerPolicyOptions": _cpu_manager_options()}
     if node.memory_manager == "static":
         reserved = reserved_memory_mib(_kubelet_base(cluster, node.reserved_cpus))
         fields["memoryManagerPolicy"] = MEMORY_MANAGER_POLICIES["static"]
@@ -229,7 +239,7 @@ def kubelet_config(cluster: Cluster, node: Node) -> str:
 
 
 def kubelet_patch(cluster: Cluster, node: Node) -> str:
-    """The node's kubeletconfiguration patch (JSON merge): its reserved CPUs, its Memory Manager."""
+    """The node's kubeletconfiguration patch (JSON merge): _node_kubelet_fields."""
     return _dump(_node_kubelet_fields(cluster, node))
 
 

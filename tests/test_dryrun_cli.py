@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from configs.containerd import containerd_config
 from dryrun.mockrun import REPO
+from topology import load_stack_file
 
 
 def dryrun(*args: str) -> subprocess.CompletedProcess[str]:
@@ -29,6 +31,14 @@ def test_committed_stacks_dry_run(stack: str, tmp_path: Path) -> None:
     bare = [n["name"] for n in stack_file["controlPlane"]["nodes"] if "hypervisor" not in n]
     bare += [w["name"] for w in stack_file["workers"]]
     assert {f"{name}-prereqs" for name in bare} <= names
+    # Every Kubernetes node's hosts/ tree holds what node-prereqs.sh and the kubeadm file step place.
+    kube_nodes = [n["name"] for n in stack_file["controlPlane"]["nodes"]] + [w["name"] for w in stack_file["workers"]]
+    cluster = load_stack_file(REPO / f"Pulumi.{stack}.yaml")
+    for name in kube_nodes:
+        host = out / "hosts" / name
+        assert (host / "etc/containerd/config.toml").read_text() == containerd_config(cluster)
+        upgrade = yaml.safe_load((host / "etc/kubernetes/kubeadm/upgrade.yaml").read_text())
+        assert (upgrade["apiVersion"], upgrade["kind"]) == ("kubeadm.k8s.io/v1beta4", "UpgradeConfiguration")
     text = (out / "plan.txt").read_text()
     assert text.startswith(f"hakube plan for stack {stack}:")
     # The admin kubeconfig is a secret output: never written in clear to a plan file.

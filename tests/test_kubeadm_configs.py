@@ -269,6 +269,9 @@ def test_kubelet_configuration(stack: str) -> None:
         # The cluster-wide document plus the node's patch is the node's configuration.
         patch = yaml.safe_load(kubeadm.node_patches(cluster, node)[kubeadm.KUBELET_PATCH_NAME])
         assert {**cluster_wide, **patch} == config
+        # kubeadm upgrade rebuilds the kubelet file from the ConfigMap and the patches: what must
+        # survive an upgrade of a cluster whose ConfigMap predates it is in the patch.
+        assert patch["cpuManagerPolicyOptions"] == config["cpuManagerPolicyOptions"]
 
 
 @pytest.mark.parametrize("index", [0, 1])

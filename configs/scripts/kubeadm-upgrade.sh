@@ -61,7 +61,7 @@ if [[ "$(kubeadm_version)" == "$want" && "$(kubelet_version)" == "$want" ]] && c
   exit 0
 fi
 
-# The package version string apt offers for x.y.z (e.g. 1.31.5-1.1).
+# The package version string apt offers for x.y.z (e.g. 1.37.2-1.1).
 candidate() {
   apt-cache madison kubeadm | awk -v v="$KUBERNETES_VERSION" '$3 ~ "^"v"-" {print $3; exit}'
 }
