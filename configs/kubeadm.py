@@ -71,7 +71,7 @@ CPU_MANAGER_POLICY_OPTIONS = {"full-pcpus-only": "true", "strict-cpu-reservation
 # kubeReserved and systemReserved memory (none here), so the number is stated, not assumed.
 EVICTION_HARD = {"memory.available": "100Mi", "nodefs.available": "10%", "nodefs.inodesFree": "5%",
                  "imagefs.available": "15%", "imagefs.inodesFree": "5%"}
-MEMORY_MANAGER_POLICIES = {"none": "None", "static": "Static"}
+STATIC_MEMORY_MANAGER = "Static"  # the kubelet's name for `memoryManager: static`
 # The NUMA node the whole reservation sits on: every machine has a node 0, and the kubelet only
 # checks the sum over nodes.
 RESERVED_MEMORY_NUMA_NODE = 0
@@ -223,7 +223,7 @@ def _node_kubelet_fields(cluster: Cluster, node: Node) -> dict[str, Any]:
                               "cpuManagerPolicyOptions": _cpu_manager_options()}
     if node.memory_manager == "static":
         reserved = reserved_memory_mib(_kubelet_base(cluster, node.reserved_cpus))
-        fields["memoryManagerPolicy"] = MEMORY_MANAGER_POLICIES["static"]
+        fields["memoryManagerPolicy"] = STATIC_MEMORY_MANAGER
         # Keys in the order kubeadm writes them (sorted), so kubelet-cpu-manager.sh compares like with like.
         fields["reservedMemory"] = [{"limits": {"memory": f"{reserved}Mi"}, "numaNode": RESERVED_MEMORY_NUMA_NODE}]
     return fields
