@@ -5,7 +5,7 @@ docs/RESOURCES.md): added, removed, and changed (inputs differ, leaving out the 
 resource lists in ignoreChanges; a changed type or parent counts too, as it changes the URN).
 Scenarios on a bench topology (bench/scale.py): one worker added, one removed (from the middle
 of the list), two control-plane VMs added (cp4 and cp5 on new hypervisors hv4 and hv5, keeping
-the count odd), and kubernetesVersion 1.31.4 -> 1.31.5.
+the count odd), and kubernetesVersion 1.37.2 -> 1.37.3 (a patch release).
 (b) Critical path: the longest dependency chain, with the dry run's own semantics
 (`dryrun.plan.waves`: a dependency on a component waits for everything inside it, and a
 resource also waits for what its ancestors wait for), for 10 and for 1,000 workers.
@@ -135,7 +135,7 @@ def scenarios(workers: int) -> dict[str, dict[str, Any]]:
         f"add worker w{workers + 1:04d}": topology(workers + 1),
         f"remove worker w{middle:04d}": topology([n for n in range(1, workers + 1) if n != middle]),
         "add control planes cp4, cp5 (hv4, hv5)": topology(workers, extra_control_planes=2),
-        "kubernetesVersion 1.31.4 -> 1.31.5": topology(workers, kubernetesVersion="1.31.5"),
+        "kubernetesVersion 1.37.2 -> 1.37.3": topology(workers, kubernetesVersion="1.37.3"),
     }
 
 

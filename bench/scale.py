@@ -69,7 +69,7 @@ def topology(workers: int | list[int], *, extra_control_planes: int = 0, **overr
 
     `workers` is a count (w0001..wN) or the worker numbers to declare. `extra_control_planes`
     adds cp4, cp5, ... as VMs on new hypervisors hv4, hv5, ... (keep the total odd).
-    `overrides` replace top-level keys (e.g. kubernetesVersion="1.31.5").
+    `overrides` replace top-level keys (e.g. kubernetesVersion="1.37.3").
     """
     data = copy.deepcopy(_dev())
     data["network"]["nodeCidr"] = NODE_CIDR

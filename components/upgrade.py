@@ -18,7 +18,7 @@ import pulumi
 
 from components.node import Node
 from components.remote import Host, run_script
-from configs import upgrade
+from configs import containerd, upgrade
 from topology import Cluster
 
 
@@ -109,7 +109,8 @@ class Upgrades:
         )
         step = run_script(
             f"{name}-upgrade", node.host, "kubeadm-upgrade.sh", env=upgrade.node_env(self.cluster, name, role),
-            triggers=version,
+            # The new version's containerd configuration (its sandbox image), installed while drained.
+            payload=containerd.containerd_config(self.cluster), triggers=version,
             # Pods are evicted before the kubelet restarts under them.
             opts=pulumi.ResourceOptions(parent=node, depends_on=[drain]),
         )

@@ -4,6 +4,12 @@ What lands on a node (`node_files`), all placed before `kubeadm init`/`join` run
 - `/etc/kubernetes/kubeadm/init.yaml` on the first control-plane node: InitConfiguration,
   ClusterConfiguration and the cluster-wide KubeletConfiguration (kubeadm stores the last two in
   the `kubeadm-config` and `kubelet-config` ConfigMaps that every later join and upgrade reads);
+- `/etc/kubernetes/kubeadm/upgrade.yaml` on every node: the UpgradeConfiguration that
+  configs/scripts/kubeadm-upgrade.sh hands `kubeadm upgrade apply/plan --config` (the first
+  control-plane node) or `kubeadm upgrade node --config` (every other node): the target version
+  and the patches directory, so an upgrade re-applies the node's patches (without them `kubeadm
+  upgrade node` rewrites the kubelet configuration from the cluster-wide one, dropping the node's
+  reserved CPUs, and the kubelet refuses to start against its CPU manager checkpoint);
 - `/etc/kubernetes/kubeadm/join.yaml` on every other node: a JoinConfiguration whose secrets are
   placeholders (`"${JOIN_TOKEN}"`, `"${CA_CERT_HASH}"`, `"${CERTIFICATE_KEY}"`). The file holds no
   secret; configs/scripts/kubeadm-join.sh substitutes the values from its environment into a 0600
@@ -13,9 +19,8 @@ What lands on a node (`node_files`), all placed before `kubeadm init`/`join` run
   the kubelet's `reservedSystemCPUs` (kubeletconfiguration target), and on control-plane nodes
   the four static pods with requests == limits, which puts them in the Guaranteed QoS class.
 
-The kubeadm config API follows `kubernetesVersion`: kubeadm.k8s.io/v1beta4 from 1.31 on, v1beta3
-before. What differs in what hakube writes: v1beta4 `extraArgs`/`kubeletExtraArgs` are lists of
-{name, value} (duplicates allowed), v1beta3 maps them name -> value.
+Every supported minor speaks kubeadm.k8s.io/v1beta4 (topology/versions.py): `extraArgs` and
+`kubeletExtraArgs` are lists of {name, value}; timeouts, where one is set, go in its `timeouts` block.
 
 Certificate keys are never rendered: `kubeadm init --upload-certs` makes its own, and each
 control-plane join gets a fresh one from `kubeadm init phase upload-certs --upload-certs` on the
@@ -30,22 +35,24 @@ from typing import Any
 
 import yaml
 
+from configs.containerd import CRI_SOCKET
 from configs.vm import ETCD_MOUNT
 from topology.model import Cluster, ControlPlaneNode, Worker
 from topology.sizing import NODE_HEADROOM, STATIC_POD_SIZES, Size, static_pod_budget
 from topology.sizing import node_capacity as node_capacity
 from topology.sizing import total as _total
+from topology.versions import KUBEADM_API_VERSION
 
 Node = ControlPlaneNode | Worker
 
 KUBEADM_DIR = "/etc/kubernetes/kubeadm"
 INIT_CONFIG_PATH = f"{KUBEADM_DIR}/init.yaml"
 JOIN_CONFIG_PATH = f"{KUBEADM_DIR}/join.yaml"
+UPGRADE_CONFIG_PATH = f"{KUBEADM_DIR}/upgrade.yaml"
 PATCHES_DIR = "/etc/kubernetes/patches"
 # Written by kubeadm at init/join from the kubelet-config ConfigMap plus the node's patch;
 # configs/scripts/kubelet-cpu-manager.sh keeps its CPU manager fields in line afterwards.
 KUBELET_CONFIG_PATH = "/var/lib/kubelet/config.yaml"
-CRI_SOCKET = "unix:///var/run/containerd/containerd.sock"
 KUBELET_API_VERSION = "kubelet.config.k8s.io/v1beta1"
 CONTROL_PLANE_TAINT = {"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}
 # kubeadm init creates a bootstrap token whatever the config says (24 h by default); hakube never
@@ -54,6 +61,20 @@ INIT_TOKEN_TTL = "15m0s"
 CLUSTER_DOMAIN = "cluster.local"
 # The kubelet config's default reservation; every node's patch replaces it with its reservedCpus.
 DEFAULT_RESERVED_CPUS = "0"
+# Static CPU manager options (both GA by 1.35) on every node: full-pcpus-only gives a Guaranteed
+# container whole physical cores (no sibling hyperthread shared with another pod), and
+# strict-cpu-reservation keeps reservedSystemCPUs out of every pod's pool, Burstable and BestEffort
+# included, not only out of the exclusive allocations.
+CPU_MANAGER_POLICY_OPTIONS = {"full-pcpus-only": "true", "strict-cpu-reservation": "true"}
+# The kubelet's own hard eviction defaults (pkg/kubelet/eviction/defaults_linux.go), written out:
+# the Memory Manager's reservedMemory must add up to exactly this memory.available threshold plus
+# kubeReserved and systemReserved memory (none here), so the number is stated, not assumed.
+EVICTION_HARD = {"memory.available": "100Mi", "nodefs.available": "10%", "nodefs.inodesFree": "5%",
+                 "imagefs.available": "15%", "imagefs.inodesFree": "5%"}
+STATIC_MEMORY_MANAGER = "Static"  # the kubelet's name for `memoryManager: static`
+# The NUMA node the whole reservation sits on: every machine has a node 0, and the kubelet only
+# checks the sum over nodes.
+RESERVED_MEMORY_NUMA_NODE = 0
 
 # Join secrets: environment variable of kubeadm-join.sh -> the placeholder written in join.yaml.
 JOIN_SECRET_PLACEHOLDERS = {name: f"${{{name}}}" for name in ("JOIN_TOKEN", "CA_CERT_HASH", "CERTIFICATE_KEY")}
@@ -89,15 +110,13 @@ def _dump(*docs: dict[str, Any]) -> str:
     return yaml.dump_all(docs, Dumper=_Dumper, sort_keys=False, default_flow_style=False)
 
 
-def _args(cluster: Cluster, args: dict[str, str]) -> list[dict[str, str]] | dict[str, str]:
-    """Extra arguments in the shape of the cluster's kubeadm API: v1beta4 lists, v1beta3 maps."""
-    if cluster.kubeadm_api_version.endswith("v1beta4"):
-        return [{"name": name, "value": value} for name, value in args.items()]
-    return dict(args)
+def _args(args: dict[str, str]) -> list[dict[str, str]]:
+    """Extra arguments as v1beta4 has them: a list of {name, value}."""
+    return [{"name": name, "value": value} for name, value in args.items()]
 
 
-def _head(cluster: Cluster, kind: str) -> dict[str, Any]:
-    return {"apiVersion": cluster.kubeadm_api_version, "kind": kind}
+def _head(kind: str) -> dict[str, Any]:
+    return {"apiVersion": KUBEADM_API_VERSION, "kind": kind}
 
 
 def _is_control_plane(cluster: Cluster, node: Node) -> bool:
@@ -118,7 +137,7 @@ def _node_registration(cluster: Cluster, node: Node) -> dict[str, Any]:
         "name": node.name,
         "criSocket": CRI_SOCKET,
         "taints": _taints(cluster, node),
-        "kubeletExtraArgs": _args(cluster, {"node-ip": str(node.address)}),
+        "kubeletExtraArgs": _args({"node-ip": str(node.address)}),
     }
 
 
@@ -143,6 +162,10 @@ def cluster_dns(cluster: Cluster) -> str:
     return str(cluster.network.service_cidr.network_address + 10)
 
 
+def _cpu_manager_options() -> dict[str, str]:
+    return {name: _Quoted(value) for name, value in CPU_MANAGER_POLICY_OPTIONS.items()}
+
+
 def _kubelet_base(cluster: Cluster, reserved_cpus: str) -> dict[str, Any]:
     # What kubeadm would default, written out so that kubeadm's file and ours agree field by field.
     return {
@@ -153,8 +176,10 @@ def _kubelet_base(cluster: Cluster, reserved_cpus: str) -> dict[str, Any]:
         # static: Guaranteed pods with whole CPUs get exclusive cores. The policy refuses to start
         # without a CPU reservation; reservedSystemCPUs is one (and is excluded from exclusive use).
         "cpuManagerPolicy": "static",
+        "cpuManagerPolicyOptions": _cpu_manager_options(),
         "cpuManagerReconcilePeriod": "10s",
         "reservedSystemCPUs": _Quoted(reserved_cpus),
+        "evictionHard": {name: _Quoted(value) for name, value in EVICTION_HARD.items()},
         "staticPodPath": "/etc/kubernetes/manifests",
         "clusterDNS": [cluster_dns(cluster)],
         "clusterDomain": CLUSTER_DOMAIN,
@@ -170,25 +195,59 @@ def _kubelet_base(cluster: Cluster, reserved_cpus: str) -> dict[str, Any]:
     }
 
 
+def reserved_memory_mib(config: dict[str, Any]) -> int:
+    """What the kubelet's Node Allocatable reserves of memory under `config`: kubeReserved +
+    systemReserved + the hard eviction threshold memory.available, in MiB (pkg/kubelet/cm
+    GetNodeAllocatableReservation). The Static Memory Manager refuses to start unless its
+    reservedMemory adds up to exactly this."""
+    quantities = [(config.get(key) or {}).get("memory") for key in ("kubeReserved", "systemReserved")]
+    quantities.append((config.get("evictionHard") or {}).get("memory.available"))
+    return sum(_mebibytes(q) for q in quantities if q is not None)
+
+
+def _mebibytes(quantity: str) -> int:
+    if not quantity.endswith("Mi") or not quantity[:-2].isdigit():
+        raise ValueError(f"{quantity!r}: hakube writes memory quantities in Mi")
+    return int(quantity[:-2])
+
+
+def _node_kubelet_fields(cluster: Cluster, node: Node) -> dict[str, Any]:
+    """What the node's kubeletconfiguration patch sets: its reserved CPUs, the CPU manager options
+    and, with `memoryManager: static`, the Static Memory Manager and the reservation it needs.
+
+    The options are in the cluster-wide document too; the patch repeats them because `kubeadm
+    upgrade` rewrites the kubelet file from the kubelet-config ConfigMap plus the patches, and the
+    ConfigMap of a cluster made before them has none: without the patch an upgrade would drop them.
+    """
+    fields: dict[str, Any] = {"reservedSystemCPUs": _Quoted(node.reserved_cpus),
+                              "cpuManagerPolicyOptions": _cpu_manager_options()}
+    if node.memory_manager == "static":
+        reserved = reserved_memory_mib(_kubelet_base(cluster, node.reserved_cpus))
+        fields["memoryManagerPolicy"] = STATIC_MEMORY_MANAGER
+        # Keys in the order kubeadm writes them (sorted), so kubelet-cpu-manager.sh compares like with like.
+        fields["reservedMemory"] = [{"limits": {"memory": f"{reserved}Mi"}, "numaNode": RESERVED_MEMORY_NUMA_NODE}]
+    return fields
+
+
 def kubelet_config(cluster: Cluster, node: Node) -> str:
-    """The node's KubeletConfiguration: the cluster-wide one with the node's reservedSystemCPUs.
+    """The node's KubeletConfiguration: the cluster-wide one with the node's patch applied.
 
     kubeadm writes the equivalent to /var/lib/kubelet/config.yaml at init/join (ConfigMap + the
     node's patch), adding what it detects on the host (resolvConf under systemd-resolved).
     """
-    return _dump(_kubelet_base(cluster, node.reserved_cpus))
+    return _dump({**_kubelet_base(cluster, node.reserved_cpus), **_node_kubelet_fields(cluster, node)})
 
 
-def kubelet_patch(node: Node) -> str:
-    """The node's kubeletconfiguration patch (JSON merge): its reserved CPUs."""
-    return _dump({"reservedSystemCPUs": _Quoted(node.reserved_cpus)})
+def kubelet_patch(cluster: Cluster, node: Node) -> str:
+    """The node's kubeletconfiguration patch (JSON merge): _node_kubelet_fields."""
+    return _dump(_node_kubelet_fields(cluster, node))
 
 
 def init_config(cluster: Cluster, node: ControlPlaneNode | None = None) -> str:
     """kubeadm init's configuration for `node`, by default the first control-plane node (no secrets in it)."""
     first = node or cluster.first_control_plane
     init = {
-        **_head(cluster, "InitConfiguration"),
+        **_head("InitConfiguration"),
         "bootstrapTokens": [{
             "groups": ["system:bootstrappers:kubeadm:default-node-token"],
             "usages": ["signing", "authentication"],
@@ -201,7 +260,7 @@ def init_config(cluster: Cluster, node: ControlPlaneNode | None = None) -> str:
     }
     network = cluster.network
     config = {
-        **_head(cluster, "ClusterConfiguration"),
+        **_head("ClusterConfiguration"),
         "clusterName": cluster.name,
         "kubernetesVersion": f"v{cluster.kubernetes_version}",
         "controlPlaneEndpoint": _endpoint(cluster),
@@ -223,7 +282,7 @@ def join_config(cluster: Cluster, node: Node, control_plane: bool) -> str:
         raise ValueError(f"{node.name} is a worker; it cannot join as a control-plane node")
     secret = {name: _Quoted(text) for name, text in JOIN_SECRET_PLACEHOLDERS.items()}
     join: dict[str, Any] = {
-        **_head(cluster, "JoinConfiguration"),
+        **_head("JoinConfiguration"),
         "discovery": {
             "bootstrapToken": {
                 "apiServerEndpoint": _endpoint(cluster),
@@ -243,6 +302,24 @@ def join_config(cluster: Cluster, node: Node, control_plane: bool) -> str:
             "certificateKey": secret["CERTIFICATE_KEY"],
         }
     return _dump(join)
+
+
+def upgrade_config(cluster: Cluster, node: Node) -> str:
+    """The UpgradeConfiguration `kubeadm upgrade` reads on `node` (configs/scripts/kubeadm-upgrade.sh).
+
+    Control-plane nodes carry `apply` and `plan` (the first one runs them; any may become the first
+    when it is removed) and `node`; workers only `node`. Certificate renewal and the etcd upgrade are
+    kubeadm's defaults, written out because hakube's certificate checks count on the renewal.
+    """
+    patches = {"directory": PATCHES_DIR}
+    config: dict[str, Any] = {**_head("UpgradeConfiguration")}
+    if _is_control_plane(cluster, node):
+        target = f"v{cluster.kubernetes_version}"
+        config["apply"] = {"kubernetesVersion": target, "certificateRenewal": True, "etcdUpgrade": True,
+                           "patches": patches}
+        config["plan"] = {"kubernetesVersion": target}
+    config["node"] = {"certificateRenewal": True, "etcdUpgrade": True, "patches": dict(patches)}
+    return _dump(config)
 
 
 def static_pod_sizes(node: ControlPlaneNode) -> tuple[str, dict[str, Size]]:
@@ -279,7 +356,7 @@ def static_pod_patches(cluster: Cluster, node: ControlPlaneNode) -> dict[str, st
 
 def node_patches(cluster: Cluster, node: Node) -> dict[str, str]:
     """Every patch file of the node's /etc/kubernetes/patches: the kubelet's, plus the static pods'."""
-    patches = {KUBELET_PATCH_NAME: kubelet_patch(node)}
+    patches = {KUBELET_PATCH_NAME: kubelet_patch(cluster, node)}
     if isinstance(node, ControlPlaneNode):
         patches.update(static_pod_patches(cluster, node))
     return patches
@@ -296,6 +373,7 @@ def node_files(cluster: Cluster, node: Node, runs_init: bool | None = None) -> d
         files = {INIT_CONFIG_PATH: init_config(cluster, node)}
     else:
         files = {JOIN_CONFIG_PATH: join_config(cluster, node, control_plane=isinstance(node, ControlPlaneNode))}
+    files[UPGRADE_CONFIG_PATH] = upgrade_config(cluster, node)
     files.update({f"{PATCHES_DIR}/{name}": text for name, text in node_patches(cluster, node).items()})
     return files
 

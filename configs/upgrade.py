@@ -3,7 +3,8 @@
 A `kubernetesVersion` change runs, in this order (components/upgrade.py wires it):
 1. each control-plane node, one at a time, the first one first:
    backend disabled on every LB node -> drain (kubectl on the first control-plane node) ->
-   kubeadm-upgrade.sh (`upgrade plan` + `upgrade apply` on the first, `upgrade node` on the others)
+   kubeadm-upgrade.sh (`upgrade plan` + `upgrade apply` on the first, `upgrade node` on the others,
+   each with the node's UpgradeConfiguration; then the new version's containerd configuration)
    -> uncordon -> backend enabled on every LB node;
 2. then the workers, `upgrade.workerParallelism` at a time: worker i waits for worker
    i - parallelism (a sliding window, so one slow worker holds back only its own lane):
@@ -18,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import date
 
+from configs.kubeadm import UPGRADE_CONFIG_PATH
 from configs.loadbalancer import apiserver_backends
 from topology.model import Cluster
 
@@ -35,7 +37,8 @@ def worker_waits(workers: Sequence[str], parallelism: int) -> dict[str, str | No
 
 def node_env(cluster: Cluster, node: str, role: str) -> dict[str, str]:
     """kubeadm-upgrade.sh's environment; role is first, control-plane or worker."""
-    env = {"KUBERNETES_VERSION": cluster.kubernetes_version, "ROLE": role, "NODE_NAME": node}
+    env = {"KUBERNETES_VERSION": cluster.kubernetes_version, "ROLE": role, "NODE_NAME": node,
+           "UPGRADE_CONFIG": UPGRADE_CONFIG_PATH}
     if cluster.packages.kubernetes_apt_source:
         env["KUBERNETES_APT_SOURCE"] = cluster.packages.kubernetes_apt_source
     return env

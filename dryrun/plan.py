@@ -151,7 +151,10 @@ def plan_text(stack: str, table: list[dict[str, Any]], outputs: dict[str, Any]) 
     return "\n".join(lines) + "\n"
 
 
-_PLACING = ("hakube:index:FileDrop", "hakube:index:FileSet")
+# Components that list the files their step places ({path, content, mode}): a FileSet, and a Node
+# (node-prereqs.sh's containerd configuration).
+_LISTING = ("hakube:index:FileSet", "hakube:index:Node")
+_PLACING = ("hakube:index:FileDrop", *_LISTING)
 
 
 def files_for_hosts(run: MockRun) -> dict[str, str]:
@@ -163,7 +166,7 @@ def files_for_hosts(run: MockRun) -> dict[str, str]:
         inputs = public(r.inputs)
         if r.type == "hakube:index:FileDrop":
             files[f"hosts/{inputs['host']}/{inputs['path'].lstrip('/')}"] = inputs["content"]
-        for placed in inputs.get("files") or [] if r.type == "hakube:index:FileSet" else []:
+        for placed in inputs.get("files") or [] if r.type in _LISTING else []:
             files[f"hosts/{inputs['host']}/{placed['path'].lstrip('/')}"] = placed["content"]
         for rel, content in (inputs.get("artifacts") or {}).items():
             files[rel] = content

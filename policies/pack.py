@@ -230,7 +230,8 @@ POLICIES: list[Policy] = [
     stack_policy("cp-static-pod-qos", "Each control-plane static pod (etcd, kube-apiserver, kube-controller-manager, "
                  "kube-scheduler) is patched to Guaranteed QoS: requests == limits.", rules.static_pod_qos,
                  MANDATORY, _KUBEADM),
-    stack_policy("cp-cpu-manager", "Control-plane kubelets run the static CPU manager with reserved CPUs.",
+    stack_policy("cp-cpu-manager", "Control-plane kubelets run the static CPU manager with reserved CPUs, "
+                 "full-pcpus-only and strict-cpu-reservation.",
                  rules.cpu_manager, ADVISORY, _KUBEADM),
     resource_policy("workload-isolation", "No workload outside the system namespaces tolerates the control-plane "
                     "taint or selects control-plane nodes.", _workloads, MANDATORY,

@@ -66,6 +66,8 @@ CONTROL_PLANE_TAINT = "node-role.kubernetes.io/control-plane"
 STATIC_PODS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler")
 KUBEADM_DIR = "/etc/kubernetes/kubeadm/"
 KUBEADM_DEFAULT_BIND_PORT = 6443
+# Static CPU manager options every control-plane kubelet sets (GA from 1.33 and 1.35).
+CPU_MANAGER_OPTIONS = ("full-pcpus-only", "strict-cpu-reservation")
 
 # The engine's wire form of a secret (sdk/go/common/resource/properties.go); the dry run keeps it.
 _SIG_KEY = "4dabf18193072939515e22adb298388d"
@@ -915,7 +917,9 @@ def _static_pod_violations(stack: Stack) -> Iterator[Violation]:
 
 
 def cpu_manager(resources: Sequence[Resource]) -> list[Violation]:
-    """Control-plane kubelets run the static CPU manager with reserved CPUs."""
+    """Control-plane kubelets run the static CPU manager with reserved CPUs, full-pcpus-only (the
+    Guaranteed control-plane pods get whole physical cores) and strict-cpu-reservation (the
+    reserved CPUs stay out of every pod's pool)."""
     stack = Stack(resources)
     out = []
     for node in _control_plane_nodes(stack):
@@ -932,6 +936,10 @@ def cpu_manager(resources: Sequence[Resource]) -> list[Violation]:
             elif not (config.get("reservedSystemCPUs") or dig(config, "kubeReserved", "cpu")
                       or dig(config, "systemReserved", "cpu")):
                 out.append(Violation(node.urn, f"{node.name}: the static CPU manager needs reserved CPUs"))
+            else:
+                options = config.get("cpuManagerPolicyOptions") or {}
+                out += [Violation(node.urn, f"{node.name}: cpuManagerPolicyOptions lacks {option}: \"true\"")
+                        for option in CPU_MANAGER_OPTIONS if str(options.get(option)).lower() != "true"]
     return out
 
 

@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from topology import Cluster, load_cluster
 from topology.cpuset import format_cpuset
 from topology.sizing import ASSUMED_BARE_METAL, minimum_node
+from topology.versions import SUPPORTED
 
 # The public half of an example key; only its shape matters to the topology rules.
 AUTHORIZED_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOjEaR6noJnF8NNen+ndNRFNJVLQxG/oNbEK3An3fyS2 hakube-test"
@@ -186,6 +187,7 @@ def clusters(draw: st.DrawFn, max_workers: int = 20) -> dict[str, Any]:
             node.update(_vm_sizes(draw))
         else:
             node.update(_bare_metal_sizes(draw))
+        _maybe(draw, node, "memoryManager", draw(st.sampled_from(["none", "static"])))
         cp_nodes.append(node)
     hypervisors = [
         _hypervisor(draw, names[h], addresses[h], [cp for cp, at in zip(cp_nodes, on_hv, strict=True) if at == h])
@@ -200,6 +202,7 @@ def clusters(draw: st.DrawFn, max_workers: int = 20) -> dict[str, Any]:
         worker: dict[str, Any] = {"name": name, "address": address}
         _maybe(draw, worker, "reservedCpus", format_cpuset(sorted(draw(st.sets(st.integers(0, 127), min_size=1)))))
         _maybe(draw, worker, "labels", draw(st.dictionaries(label_text, label_text, max_size=3)))
+        _maybe(draw, worker, "memoryManager", draw(st.sampled_from(["none", "static"])))
         workers.append(worker)
 
     endpoint, apiserver_port = _ports(draw, placement)
@@ -209,20 +212,20 @@ def clusters(draw: st.DrawFn, max_workers: int = 20) -> dict[str, Any]:
     profile = "edge" if not hypervisors and draw(st.booleans()) else "standard"
     if profile == "edge":
         _maybe(draw, control_plane, "schedulable", draw(st.booleans()))
-    minor = draw(st.integers(29, 33))
+    minor = draw(st.sampled_from([m.minor for m in SUPPORTED]))
     ssh: dict[str, Any] = {"user": draw(logins)}
     _maybe(draw, ssh, "port", draw(st.integers(1, 65535)))
     if hypervisors:
         ssh["authorizedKey"] = AUTHORIZED_KEY
     cluster: dict[str, Any] = {
         "name": names[-1],
-        "kubernetesVersion": f"1.{minor}.{draw(st.integers(0, 30))}",
         "ssh": ssh,
         "network": network,
         "apiEndpoint": {"vip": addresses[-1], **endpoint},
         "loadBalancer": lb,
         "controlPlane": control_plane,
     }
+    _maybe(draw, cluster, "kubernetesVersion", f"1.{minor}.{draw(st.integers(0, 30))}")
     if profile == "edge" or draw(st.booleans()):
         cluster["profile"] = profile
     if hypervisors or draw(st.booleans()):
@@ -251,7 +254,7 @@ def stack_documents(cluster: st.SearchStrategy[dict[str, Any]] | None = None) ->
 scalars = st.one_of(
     st.none(), st.booleans(), st.integers(-(2**70), 2**70), st.integers(-2, 70000),
     st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=20),
-    st.sampled_from(["", "0-1", "2-5,x", "198.18.0.5", "198.18.0.0/24", "1.31.4", "eth0", "calico",
+    st.sampled_from(["", "0-1", "2-5,x", "198.18.0.5", "198.18.0.0/24", "1.37.2", "eth0", "calico",
                      "stacked", "controlPlane", "hv1", "cp1", "lb1", "w1", "/var/lib/hakube/cp", "\t", "a" * 300]),
 )
 values = st.recursive(scalars, lambda inner: st.one_of(

@@ -226,10 +226,11 @@ def test_smoke_workload_passes_its_own_isolation_policy() -> None:
                                       cfg.system_namespaces(cluster)) is None
 
 
-def test_no_policy_before_1_30() -> None:
-    r = run(version="1.29.10")
+def test_the_oldest_supported_minor_gets_the_policy_too() -> None:
+    # ValidatingAdmissionPolicy v1 is GA from 1.30: every minor hakube accepts (1.35 on) installs it.
+    r = run(version="1.35.9")
     names = set(by_name(r))
-    assert not {n for n in names if "isolation" in n}
+    assert {"addon-isolation-policy", "addon-isolation-binding"} <= names
     assert "addon-cni" in names and "addon-smoke-deployment" in names
 
 

@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from configs.containerd import containerd_config
 from dryrun.mockrun import REPO
+from topology import load_stack_file
 
 
 def dryrun(*args: str) -> subprocess.CompletedProcess[str]:
@@ -29,6 +31,14 @@ def test_committed_stacks_dry_run(stack: str, tmp_path: Path) -> None:
     bare = [n["name"] for n in stack_file["controlPlane"]["nodes"] if "hypervisor" not in n]
     bare += [w["name"] for w in stack_file["workers"]]
     assert {f"{name}-prereqs" for name in bare} <= names
+    # Every Kubernetes node's hosts/ tree holds what node-prereqs.sh and the kubeadm file step place.
+    kube_nodes = [n["name"] for n in stack_file["controlPlane"]["nodes"]] + [w["name"] for w in stack_file["workers"]]
+    cluster = load_stack_file(REPO / f"Pulumi.{stack}.yaml")
+    for name in kube_nodes:
+        host = out / "hosts" / name
+        assert (host / "etc/containerd/config.toml").read_text() == containerd_config(cluster)
+        upgrade = yaml.safe_load((host / "etc/kubernetes/kubeadm/upgrade.yaml").read_text())
+        assert (upgrade["apiVersion"], upgrade["kind"]) == ("kubeadm.k8s.io/v1beta4", "UpgradeConfiguration")
     text = (out / "plan.txt").read_text()
     assert text.startswith(f"hakube plan for stack {stack}:")
     # The admin kubeconfig is a secret output: never written in clear to a plan file.
@@ -63,10 +73,16 @@ def test_a_copy_of_a_committed_stack_upgrades_from_its_version(tmp_path: Path) -
     # With no --previous-version, the committed Pulumi.dev.yaml stands for what dev runs now.
     text = (REPO / "Pulumi.dev.yaml").read_text()
     copy = tmp_path / "Pulumi.dev.yaml"
-    copy.write_text(text.replace('kubernetesVersion: "1.31.4"', 'kubernetesVersion: "1.33.1"'))
-    jump = dryrun("--config", str(copy), "--out", str(tmp_path / "jump"))
+    copy.write_text(text.replace('kubernetesVersion: "1.37.2"', 'kubernetesVersion: "1.36.5"'))
+    back = dryrun("--config", str(copy), "--out", str(tmp_path / "back"))
+    assert back.returncode == 2
+    assert "hakube:cluster.kubernetesVersion: 1.36.5 is older than the deployed 1.37.2" in back.stderr
+    assert not (tmp_path / "back").exists()
+    jump = dryrun("--stack", "dev", "--previous-version", "1.35.9", "--out", str(tmp_path / "jump"))
     assert jump.returncode == 2
-    assert "hakube:cluster.kubernetesVersion: 1.31.4 -> 1.33.1 skips a minor version" in jump.stderr
+    assert "hakube:cluster.kubernetesVersion: 1.35.9 -> 1.37.2 skips a minor version" in jump.stderr
     assert not (tmp_path / "jump").exists()
+    minor = dryrun("--stack", "dev", "--previous-version", "1.36.5", "--out", str(tmp_path / "minor"))
+    assert minor.returncode == 0, minor.stderr  # the 1.36 -> 1.37 upgrade of the committed stack
     fresh = dryrun("--config", str(copy), "--previous-version", "none", "--out", str(tmp_path / "fresh"))
     assert fresh.returncode == 0, fresh.stderr

@@ -1,7 +1,7 @@
 """kubeadm init/join configs, kubelet configs and static-pod patches of every committed stack.
 
 kubeadm itself is no Debian package, so the files are checked structurally: parsed back, every key
-looked up in the fields kubeadm's v1beta3/v1beta4 types declare, and the values asserted against
+looked up in the fields kubeadm's v1beta4 types declare, and the values asserted against
 the topology. The patches are applied (strategic merge by container name, as kubeadm does) to the
 resource stanza kubeadm's own manifests carry, and the result must be in the Guaranteed QoS class.
 """
@@ -24,42 +24,43 @@ STACKS = {name: load_stack_file(REPO / f"Pulumi.{name}.yaml") for name in ("dev"
 CP_NODES = [(stack, node) for stack, cluster in STACKS.items() for node in cluster.control_plane.nodes]
 CP_IDS = [f"{stack}-{node.name}" for stack, node in CP_NODES]
 
-# Fields of the kubeadm types hakube writes (json tags of cmd/kubeadm/app/apis/kubeadm/<v>/types.go
-# and bootstraptoken/v1); a typo or a field of the other version fails the lookup.
-_COMMON = {
-    "InitConfiguration": {"apiVersion", "kind", "bootstrapTokens", "nodeRegistration", "localAPIEndpoint",
-                          "certificateKey", "skipPhases", "patches"},
+# Fields of the kubeadm types hakube writes: the json tags of cmd/kubeadm/app/apis/kubeadm/v1beta4/types.go
+# (and bootstraptoken/v1) at v1.37.2, identical at v1.35.4 and v1.36.3, keyed by the document kind or
+# by the field that holds each type (`apply`, `node`, `plan` of an UpgradeConfiguration); a typo, or a
+# field v1beta4 dropped (apiServer.timeoutForControlPlane, discovery.timeout), fails the lookup.
+KNOWN_FIELDS = {
+    "InitConfiguration": {"apiVersion", "kind", "bootstrapTokens", "dryRun", "nodeRegistration", "localAPIEndpoint",
+                          "certificateKey", "skipPhases", "patches", "timeouts"},
     "ClusterConfiguration": {"apiVersion", "kind", "etcd", "networking", "kubernetesVersion", "controlPlaneEndpoint",
-                             "apiServer", "controllerManager", "scheduler", "dns", "certificatesDir",
-                             "imageRepository", "featureGates", "clusterName"},
-    "JoinConfiguration": {"apiVersion", "kind", "nodeRegistration", "caCertPath", "discovery", "controlPlane",
-                          "skipPhases", "patches"},
+                             "apiServer", "controllerManager", "scheduler", "dns", "proxy", "certificatesDir",
+                             "imageRepository", "featureGates", "clusterName", "encryptionAlgorithm",
+                             "certificateValidityPeriod", "caCertificateValidityPeriod"},
+    "JoinConfiguration": {"apiVersion", "kind", "dryRun", "nodeRegistration", "caCertPath", "discovery", "controlPlane",
+                          "skipPhases", "patches", "timeouts"},
+    "UpgradeConfiguration": {"apiVersion", "kind", "apply", "diff", "node", "plan", "timeouts"},
+    "apply": {"kubernetesVersion", "allowExperimentalUpgrades", "allowRCUpgrades", "certificateRenewal", "dryRun",
+              "etcdUpgrade", "forceUpgrade", "ignorePreflightErrors", "patches", "printConfig", "skipPhases",
+              "imagePullPolicy", "imagePullSerial"},
+    "node": {"certificateRenewal", "dryRun", "etcdUpgrade", "ignorePreflightErrors", "skipPhases", "patches",
+             "imagePullPolicy", "imagePullSerial"},
+    "plan": {"kubernetesVersion", "allowExperimentalUpgrades", "allowRCUpgrades", "dryRun", "etcdUpgrade",
+             "ignorePreflightErrors", "printConfig"},
+    "timeouts": {"controlPlaneComponentHealthCheck", "kubeletHealthCheck", "kubernetesAPICall", "etcdAPICall",
+                 "tlsBootstrap", "discovery", "upgradeManifests"},
     "nodeRegistration": {"name", "criSocket", "taints", "kubeletExtraArgs", "ignorePreflightErrors",
-                         "imagePullPolicy"},
+                         "imagePullPolicy", "imagePullSerial"},
+    "kubeletExtraArgs": {"name", "value"},
     "bootstrapTokens": {"token", "description", "ttl", "expires", "usages", "groups"},
     "localAPIEndpoint": {"advertiseAddress", "bindPort"},
     "patches": {"directory"},
     "networking": {"serviceSubnet", "podSubnet", "dnsDomain"},
     "etcd": {"local", "external"},
-    "local": {"imageRepository", "imageTag", "dataDir", "extraArgs", "serverCertSANs", "peerCertSANs"},
-    "apiServer": {"extraArgs", "extraVolumes", "certSANs"},
+    "local": {"imageRepository", "imageTag", "dataDir", "extraArgs", "extraEnvs", "serverCertSANs", "peerCertSANs"},
+    "apiServer": {"extraArgs", "extraVolumes", "extraEnvs", "certSANs"},
     "discovery": {"bootstrapToken", "file", "tlsBootstrapToken"},
     "bootstrapToken": {"token", "apiServerEndpoint", "caCertHashes", "unsafeSkipCAVerification"},
     "controlPlane": {"localAPIEndpoint", "certificateKey"},
     "taints": {"key", "value", "effect", "timeAdded"},
-}
-KNOWN_FIELDS = {
-    "v1beta3": {**_COMMON, "apiServer": _COMMON["apiServer"] | {"timeoutForControlPlane"},
-                "discovery": _COMMON["discovery"] | {"timeout"}},
-    "v1beta4": {**_COMMON,
-                "InitConfiguration": _COMMON["InitConfiguration"] | {"dryRun", "timeouts"},
-                "JoinConfiguration": _COMMON["JoinConfiguration"] | {"dryRun", "timeouts"},
-                "ClusterConfiguration": _COMMON["ClusterConfiguration"] | {
-                    "proxy", "encryptionAlgorithm", "certificateValidityPeriod", "caCertificateValidityPeriod"},
-                "nodeRegistration": _COMMON["nodeRegistration"] | {"imagePullSerial"},
-                "apiServer": _COMMON["apiServer"] | {"extraEnvs"},
-                "local": _COMMON["local"] | {"extraEnvs"},
-                "kubeletExtraArgs": {"name", "value"}},
 }
 TOKEN_LIKE = re.compile(r"[a-z0-9]{6}\.[a-z0-9]{16}|[a-f0-9]{64}")
 
@@ -68,15 +69,14 @@ def _docs(text: str) -> dict[str, dict[str, Any]]:
     return {doc["kind"]: doc for doc in yaml.safe_load_all(text)}
 
 
-def _unknown_fields(version: str, section: str, value: Any) -> list[str]:
-    """Keys below `section` that the kubeadm type does not declare (maps of args are free-form)."""
-    known = KNOWN_FIELDS[version]
+def _unknown_fields(section: str, value: Any) -> list[str]:
+    """Keys below `section` that the kubeadm type does not declare."""
     if isinstance(value, list):
-        return [bad for item in value for bad in _unknown_fields(version, section, item)]
-    if not isinstance(value, dict) or section not in known:
+        return [bad for item in value for bad in _unknown_fields(section, item)]
+    if not isinstance(value, dict) or section not in KNOWN_FIELDS:
         return []
-    bad = [f"{section}.{key}" for key in value if key not in known[section]]
-    return bad + [b for key, sub in value.items() for b in _unknown_fields(version, key, sub)]
+    bad = [f"{section}.{key}" for key in value if key not in KNOWN_FIELDS[section]]
+    return bad + [b for key, sub in value.items() for b in _unknown_fields(key, sub)]
 
 
 def _with(cluster: Cluster, **changes: Any) -> Cluster:
@@ -98,15 +98,27 @@ def _cp_join(cluster: Cluster, index: int) -> dict[str, Any]:
 @pytest.mark.parametrize("stack", STACKS)
 def test_every_field_is_one_kubeadm_declares(stack: str) -> None:
     cluster = STACKS[stack]
-    version = cluster.kubeadm_api_version.rsplit("/", 1)[1]
+    nodes = [*cluster.control_plane.nodes, *cluster.workers]
     texts = [kubeadm.init_config(cluster)] + [
-        kubeadm.join_config(cluster, node, control_plane=isinstance(node, ControlPlaneNode))
-        for node in [*cluster.control_plane.nodes[1:], *cluster.workers]
-    ]
+        kubeadm.join_config(cluster, node, control_plane=isinstance(node, ControlPlaneNode)) for node in nodes[1:]
+    ] + [kubeadm.upgrade_config(cluster, node) for node in nodes]
+    kinds = set()
     for text in texts:
         for kind, doc in _docs(text).items():
+            kinds.add(kind)
             if kind != "KubeletConfiguration":
-                assert _unknown_fields(version, kind, doc) == [], kind
+                assert doc["apiVersion"] == "kubeadm.k8s.io/v1beta4", kind
+                assert _unknown_fields(kind, doc) == [], kind
+    assert kinds == {"InitConfiguration", "ClusterConfiguration", "KubeletConfiguration", "JoinConfiguration",
+                     "UpgradeConfiguration"}
+
+
+def test_the_field_check_catches_what_v1beta4_dropped() -> None:
+    dropped = {"apiVersion": "kubeadm.k8s.io/v1beta4", "kind": "JoinConfiguration",
+               "discovery": {"timeout": "5m0s", "bootstrapToken": {"token": "x"}}}
+    assert _unknown_fields("JoinConfiguration", dropped) == ["discovery.timeout"]
+    cluster = {"kind": "ClusterConfiguration", "apiServer": {"timeoutForControlPlane": "4m0s"}}
+    assert _unknown_fields("ClusterConfiguration", cluster) == ["apiServer.timeoutForControlPlane"]
 
 
 @pytest.mark.parametrize(("stack", "endpoint", "bind_port"), [
@@ -130,7 +142,7 @@ def test_endpoint_and_apiserver_bind_port(stack: str, endpoint: str, bind_port: 
 def test_cluster_configuration_of_dev() -> None:
     cluster = STACKS["dev"]
     config = _docs(kubeadm.init_config(cluster))["ClusterConfiguration"]
-    assert config["kubernetesVersion"] == "v1.31.4"
+    assert config["kubernetesVersion"] == "v1.37.2"
     assert config["clusterName"] == "dev"
     assert config["networking"] == {"podSubnet": "10.244.0.0/16", "serviceSubnet": "10.96.0.0/12",
                                      "dnsDomain": "cluster.local"}
@@ -143,23 +155,36 @@ def test_cluster_configuration_of_dev() -> None:
     assert "198.18.0.41" not in sans  # workers are no apiserver
 
 
-@pytest.mark.parametrize(("version", "api", "args"), [
-    ("1.29.10", "kubeadm.k8s.io/v1beta3", {"node-ip": "198.18.0.21"}),
-    ("1.30.5", "kubeadm.k8s.io/v1beta3", {"node-ip": "198.18.0.21"}),
-    ("1.31.0", "kubeadm.k8s.io/v1beta4", [{"name": "node-ip", "value": "198.18.0.21"}]),
-    ("1.33.1", "kubeadm.k8s.io/v1beta4", [{"name": "node-ip", "value": "198.18.0.21"}]),
-])
-def test_api_version_and_extra_args_shape_follow_the_version(version: str, api: str, args: Any) -> None:
+@pytest.mark.parametrize("version", ["1.35.9", "1.36.5", "1.37.2"])
+def test_every_supported_minor_speaks_v1beta4_with_list_shaped_args(version: str) -> None:
     cluster = _with_version(STACKS["dev"], version)
     docs = _docs(kubeadm.init_config(cluster))
+    api = "kubeadm.k8s.io/v1beta4"
     assert docs["InitConfiguration"]["apiVersion"] == docs["ClusterConfiguration"]["apiVersion"] == api
-    assert docs["InitConfiguration"]["nodeRegistration"]["kubeletExtraArgs"] == args
+    assert docs["InitConfiguration"]["nodeRegistration"]["kubeletExtraArgs"] == [
+        {"name": "node-ip", "value": "198.18.0.21"}]
     assert docs["ClusterConfiguration"]["kubernetesVersion"] == f"v{version}"
     worker = yaml.safe_load(kubeadm.join_config(cluster, cluster.workers[0], control_plane=False))
     assert worker["apiVersion"] == api
-    assert isinstance(worker["nodeRegistration"]["kubeletExtraArgs"], type(args))
-    version_key = api.rsplit("/", 1)[1]
-    assert _unknown_fields(version_key, "InitConfiguration", docs["InitConfiguration"]) == []
+    node_ip = {"name": "node-ip", "value": str(cluster.workers[0].address)}
+    assert worker["nodeRegistration"]["kubeletExtraArgs"] == [node_ip]
+    assert _unknown_fields("InitConfiguration", docs["InitConfiguration"]) == []
+
+
+def test_upgrade_configuration_of_control_plane_nodes_and_workers() -> None:
+    cluster = _with_version(STACKS["dev"], "1.37.2")
+    patches = {"directory": "/etc/kubernetes/patches"}
+    for node in cluster.control_plane.nodes:
+        config = yaml.safe_load(kubeadm.upgrade_config(cluster, node))
+        assert (config["apiVersion"], config["kind"]) == ("kubeadm.k8s.io/v1beta4", "UpgradeConfiguration")
+        assert config["apply"] == {"kubernetesVersion": "v1.37.2", "certificateRenewal": True, "etcdUpgrade": True,
+                                   "patches": patches}
+        assert config["plan"] == {"kubernetesVersion": "v1.37.2"}
+        assert config["node"] == {"certificateRenewal": True, "etcdUpgrade": True, "patches": patches}
+    worker = yaml.safe_load(kubeadm.upgrade_config(cluster, cluster.workers[0]))
+    # `kubeadm upgrade node` on a worker rewrites its kubelet configuration: the patches keep its own fields.
+    assert set(worker) == {"apiVersion", "kind", "node"} and worker["node"]["patches"] == patches
+    assert "v1.36.5" in kubeadm.upgrade_config(_with_version(cluster, "1.36.5"), cluster.control_plane.nodes[1])
 
 
 def test_node_registration_of_every_node() -> None:
@@ -234,7 +259,10 @@ def test_kubelet_configuration(stack: str) -> None:
         assert config["apiVersion"] == "kubelet.config.k8s.io/v1beta1"
         assert config["cgroupDriver"] == "systemd"
         assert config["cpuManagerPolicy"] == "static"
+        # Whole physical cores for Guaranteed pods; the reserved CPUs out of every pod's pool.
+        assert config["cpuManagerPolicyOptions"] == {"full-pcpus-only": "true", "strict-cpu-reservation": "true"}
         assert config["reservedSystemCPUs"] == node.reserved_cpus  # a string, also for "0"
+        assert "memoryManagerPolicy" not in config and "reservedMemory" not in config  # default: None
         assert parse_cpuset(config["reservedSystemCPUs"])  # the static policy needs a reservation
         assert config["clusterDNS"] == ["10.96.0.10"]
         assert config["authentication"]["anonymous"] == {"enabled": False}
@@ -242,6 +270,34 @@ def test_kubelet_configuration(stack: str) -> None:
         # The cluster-wide document plus the node's patch is the node's configuration.
         patch = yaml.safe_load(kubeadm.node_patches(cluster, node)[kubeadm.KUBELET_PATCH_NAME])
         assert {**cluster_wide, **patch} == config
+        # kubeadm upgrade rebuilds the kubelet file from the ConfigMap and the patches: what must
+        # survive an upgrade of a cluster whose ConfigMap predates it is in the patch.
+        assert patch["cpuManagerPolicyOptions"] == config["cpuManagerPolicyOptions"]
+
+
+@pytest.mark.parametrize("index", [0, 1])
+def test_a_static_memory_manager_reserves_exactly_what_node_allocatable_does(index: int) -> None:
+    dev = STACKS["dev"]
+    node = [dev.control_plane.nodes[0], dev.workers[0]][index].model_copy(update={"memory_manager": "static"})
+    config = yaml.safe_load(kubeadm.kubelet_config(dev, node))
+    patch = yaml.safe_load(kubeadm.node_patches(dev, node)[kubeadm.KUBELET_PATCH_NAME])
+    assert patch["memoryManagerPolicy"] == config["memoryManagerPolicy"] == "Static"
+    # The kubelet's rule: reservedMemory sums to kubeReserved + systemReserved + evictionHard memory.available.
+    reserved = [config.get(k, {}).get("memory", "0Mi") for k in ("kubeReserved", "systemReserved")]
+    expected = sum(_mib(q) for q in [config["evictionHard"]["memory.available"], *reserved])
+    wanted = [{"limits": {"memory": f"{expected}Mi"}, "numaNode": 0}]
+    assert patch["reservedMemory"] == config["reservedMemory"] == wanted
+    assert expected == 100
+    # Other nodes keep the default policy: the setting is per node.
+    assert "memoryManagerPolicy" not in yaml.safe_load(kubeadm.kubelet_config(dev, dev.workers[1]))
+
+
+def test_reserved_memory_adds_every_reservation() -> None:
+    config = {"kubeReserved": {"memory": "512Mi"}, "systemReserved": {"memory": "256Mi"},
+              "evictionHard": {"memory.available": "100Mi"}}
+    assert kubeadm.reserved_memory_mib(config) == 868
+    with pytest.raises(ValueError, match="in Mi"):
+        kubeadm.reserved_memory_mib({"evictionHard": {"memory.available": "5%"}})
 
 
 def test_edge_nodes_reserve_two_cpus() -> None:
@@ -363,14 +419,15 @@ def test_node_files() -> None:
     dev = STACKS["dev"]
     patch_dir = "/etc/kubernetes/patches/"
     first = kubeadm.node_files(dev, dev.control_plane.nodes[0])
-    assert set(first) == {kubeadm.INIT_CONFIG_PATH, *(patch_dir + name for name in (
+    assert set(first) == {kubeadm.INIT_CONFIG_PATH, kubeadm.UPGRADE_CONFIG_PATH, *(patch_dir + name for name in (
         "kubeletconfiguration+merge.yaml", "kube-apiserver+strategic.yaml", "kube-controller-manager+strategic.yaml",
         "kube-scheduler+strategic.yaml", "etcd+strategic.yaml"))}
     second = kubeadm.node_files(dev, dev.control_plane.nodes[1])
     assert kubeadm.JOIN_CONFIG_PATH in second and kubeadm.INIT_CONFIG_PATH not in second
     assert "controlPlane" in yaml.safe_load(second[kubeadm.JOIN_CONFIG_PATH])
     worker = kubeadm.node_files(dev, dev.workers[0])
-    assert set(worker) == {kubeadm.JOIN_CONFIG_PATH, patch_dir + "kubeletconfiguration+merge.yaml"}
+    assert set(worker) == {kubeadm.JOIN_CONFIG_PATH, kubeadm.UPGRADE_CONFIG_PATH,
+                           patch_dir + "kubeletconfiguration+merge.yaml"}
 
 
 def test_adding_a_worker_changes_no_other_nodes_files() -> None:

@@ -10,6 +10,7 @@ import json
 import stat
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -351,6 +352,11 @@ resolvConf: /run/systemd/resolve/resolv.conf
 """
 
 
+# The CPU manager fields as kubeadm writes what hakube asks for (sorted keys, "true" quoted).
+KUBEADM_CPU_MANAGER = ('cpuManagerPolicy: static\ncpuManagerPolicyOptions:\n  full-pcpus-only: "true"\n'
+                       '  strict-cpu-reservation: "true"\ncpuManagerReconcilePeriod: 10s\nreservedSystemCPUs: "0"')
+
+
 def _kubelet_file(host: ScratchHost) -> Path:
     return host.root / "var/lib/kubelet/config.yaml"
 
@@ -381,7 +387,7 @@ def test_cpu_manager_change_restarts_the_kubelet_with_a_fresh_checkpoint(tmp_pat
 @pytest.mark.tool("bash")
 def test_a_new_reserved_set_also_needs_a_fresh_checkpoint(tmp_path: Path) -> None:
     host = _host(tmp_path)
-    current = KUBEADM_WRITTEN.replace("cpuManagerPolicy: none", 'cpuManagerPolicy: static\nreservedSystemCPUs: "0"')
+    current = KUBEADM_WRITTEN.replace("cpuManagerPolicy: none", KUBEADM_CPU_MANAGER)
     _place(host, {kubeadm.KUBELET_CONFIG_PATH: current, "/var/lib/kubelet/cpu_manager_state": "{}"})
     node = DEV.workers[0].model_copy(update={"reserved_cpus": "0-1"})
     unchanged = host.run("kubelet-cpu-manager.sh", stdin=kubeadm.kubelet_config(DEV, DEV.workers[0]))
@@ -399,6 +405,58 @@ def test_without_a_kubelet_file_the_config_is_written_whole(tmp_path: Path) -> N
     result = host.run("kubelet-cpu-manager.sh", stdin=wanted)
     assert result.returncode == 0, result.stderr
     assert _kubelet_file(host).read_text() == wanted and host.calls() == []
+
+
+def _static_memory(node: Any) -> Any:
+    return node.model_copy(update={"memory_manager": "static"})
+
+
+@pytest.mark.tool("bash")
+def test_new_cpu_manager_options_reach_a_running_kubelet_with_a_fresh_cpu_checkpoint(tmp_path: Path) -> None:
+    host = _host(tmp_path)
+    current = KUBEADM_WRITTEN.replace("cpuManagerPolicy: none", 'cpuManagerPolicy: static\nreservedSystemCPUs: "0"')
+    _place(host, {kubeadm.KUBELET_CONFIG_PATH: current, "/var/lib/kubelet/cpu_manager_state": "{}",
+                  "/var/lib/kubelet/memory_manager_state": "{}"})
+    result = host.run("kubelet-cpu-manager.sh", stdin=kubeadm.kubelet_config(DEV, DEV.workers[0]))
+    assert result.returncode == 0, result.stderr
+    assert [c[1] for c in host.calls()] == ["stop", "start"]
+    written = yaml.safe_load(_kubelet_file(host).read_text())
+    assert written["cpuManagerPolicyOptions"] == {"full-pcpus-only": "true", "strict-cpu-reservation": "true"}
+    assert not (host.root / "var/lib/kubelet/cpu_manager_state").exists()
+    assert (host.root / "var/lib/kubelet/memory_manager_state").exists()  # its fields did not change
+    assert "CPU manager changed" in result.stdout and "Memory Manager" not in result.stdout
+
+
+@pytest.mark.tool("bash")
+def test_a_static_memory_manager_reaches_a_running_kubelet_and_goes_again(tmp_path: Path) -> None:
+    host = _host(tmp_path)
+    current = KUBEADM_WRITTEN.replace("cpuManagerPolicy: none", KUBEADM_CPU_MANAGER)
+    _place(host, {kubeadm.KUBELET_CONFIG_PATH: current, "/var/lib/kubelet/cpu_manager_state": "{}",
+                  "/var/lib/kubelet/memory_manager_state": "{}"})
+    node = _static_memory(DEV.workers[0])
+    result = host.run("kubelet-cpu-manager.sh", stdin=kubeadm.kubelet_config(DEV, node))
+    assert result.returncode == 0, result.stderr
+    written = yaml.safe_load(_kubelet_file(host).read_text())
+    assert written["memoryManagerPolicy"] == "Static"
+    assert written["reservedMemory"] == [{"limits": {"memory": "100Mi"}, "numaNode": 0}]
+    assert written["resolvConf"] == "/run/systemd/resolve/resolv.conf"
+    assert not (host.root / "var/lib/kubelet/memory_manager_state").exists()
+    assert (host.root / "var/lib/kubelet/cpu_manager_state").exists()
+    assert "Memory Manager changed (policy None -> Static)" in result.stdout
+
+    # kubeadm's own rendering of the same fields (sorted keys, quoted quantities) counts as unchanged.
+    kubeadm_form = current.replace("kind: KubeletConfiguration\n", "kind: KubeletConfiguration\n"
+                                   "memoryManagerPolicy: Static\nreservedMemory:\n- limits:\n"
+                                   '    memory: "100Mi"\n  numaNode: 0\n')
+    _kubelet_file(host).write_text(kubeadm_form)
+    host.clear_calls()
+    same = host.run("kubelet-cpu-manager.sh", stdin=kubeadm.kubelet_config(DEV, node))
+    assert "unchanged" in same.stdout and host.calls() == []
+
+    back = host.run("kubelet-cpu-manager.sh", stdin=kubeadm.kubelet_config(DEV, DEV.workers[0]))
+    assert back.returncode == 0, back.stderr
+    assert "Memory Manager changed (policy Static -> None)" in back.stdout
+    assert not {"memoryManagerPolicy", "reservedMemory"} & set(yaml.safe_load(_kubelet_file(host).read_text()))
 
 
 @pytest.mark.tool("bash")

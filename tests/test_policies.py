@@ -376,7 +376,8 @@ def guaranteed_patch(target: str, cpu: str = "1", memory: str = "1Gi", limit_cpu
 
 
 KUBELET = {"apiVersion": "kubelet.config.k8s.io/v1beta1", "kind": "KubeletConfiguration",
-           "cpuManagerPolicy": "static", "reservedSystemCPUs": "0-1"}
+           "cpuManagerPolicy": "static", "reservedSystemCPUs": "0-1",
+           "cpuManagerPolicyOptions": {"full-pcpus-only": "true", "strict-cpu-reservation": "true"}}
 
 
 def add_drop(run: MockRun, node: str, suffix: str, path: str, content: str) -> None:
@@ -477,7 +478,8 @@ def test_static_pods_need_requests_equal_to_limits() -> None:
 def test_static_pod_patches_must_exist_and_be_applied() -> None:
     run = with_kubeadm("dev", edit=lambda node, doc: node == "cp1" and doc.pop("patches"))
     unplace(run, "cp2", patch_path("kube-scheduler"))
-    unplace(run, "cp3", kubeadm_config_path(run, "cp3"))
+    for path in (kubeadm_config_path(run, "cp3"), kubeadm.UPGRADE_CONFIG_PATH):  # none of its kubeadm files
+        unplace(run, "cp3", path)
     text = messages(stack_violations("cp-static-pod-qos", run))
     assert "cp1: its kubeadm config sets no patches.directory" in text
     assert "cp2: no kube-scheduler patch in /etc/kubernetes/patches" in text
@@ -489,6 +491,15 @@ def test_cpu_manager_is_advised_on_control_plane_kubelets() -> None:
     placed(run, "cp1", "/var/lib/kubelet/hakube-config.yaml")["content"] = yaml.safe_dump(
         {**KUBELET, "cpuManagerPolicy": "none"})
     assert stack_violations("cp-cpu-manager", run) == [("cp1", "cp1: cpuManagerPolicy is none, not static")]
+
+
+def test_cpu_manager_options_are_advised_on_control_plane_kubelets() -> None:
+    run = with_kubeadm("dev")
+    assert stack_violations("cp-cpu-manager", run) == []  # what hakube renders has them
+    placed(run, "cp2", "/var/lib/kubelet/hakube-config.yaml")["content"] = yaml.safe_dump(
+        {**KUBELET, "cpuManagerPolicyOptions": {"full-pcpus-only": "true", "strict-cpu-reservation": "false"}})
+    assert stack_violations("cp-cpu-manager", run) == [
+        ("cp2", 'cp2: cpuManagerPolicyOptions lacks strict-cpu-reservation: "true"')]
 
 
 def test_stacked_ports_read_the_apiserver_port_from_kubeadm() -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import subprocess
 import tempfile
+import tomllib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -24,7 +25,7 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 
-from configs import kubeadm, vm
+from configs import containerd, kubeadm, vm
 from configs import loadbalancer as lb
 from tests.strategies import cluster_models
 from tests.test_lb_render import _check, _netns_with
@@ -32,7 +33,8 @@ from topology import Cluster
 
 BOUNDED = settings(max_examples=12, deadline=None,
                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-KUBEADM_KINDS = {"InitConfiguration", "ClusterConfiguration", "JoinConfiguration", "KubeletConfiguration"}
+KUBEADM_KINDS = {"InitConfiguration", "ClusterConfiguration", "JoinConfiguration", "UpgradeConfiguration",
+                 "KubeletConfiguration"}
 
 Checker = Callable[[Path], subprocess.CompletedProcess[str]]
 
@@ -68,6 +70,7 @@ def rendered(cluster: Cluster) -> dict[str, tuple[str, Checker | None]]:
             files[f"vms/{node.name}/network-config"] = (vm.network_config(cluster, node), _net_convert)
             files[f"vms/{node.name}/domain.xml"] = (vm.transformed_domain_xml(cluster, node), _virt_xml_validate)
     for node in [*cluster.control_plane.nodes, *cluster.workers]:
+        files[f"hosts/{node.name}{containerd.CONTAINERD_CONFIG_PATH}"] = (containerd.containerd_config(cluster), None)
         for path, text in {**kubeadm.node_files(cluster, node),
                            kubeadm.KUBELET_CONFIG_PATH: kubeadm.kubelet_config(cluster, node)}.items():
             files[f"hosts/{node.name}{path}"] = (text, None)
@@ -93,6 +96,9 @@ def _failures(jobs: list[tuple[Path, Checker]]) -> list[str]:
 
 
 def _assert_kubeadm_yaml(path: Path, text: str) -> None:
+    if path.suffix == ".toml":  # containerd's config: TOML that reads back as config version 3
+        assert tomllib.loads(text)["version"] == containerd.CONFIG_VERSION, path
+        return
     docs = [doc for doc in yaml.safe_load_all(text) if doc is not None]
     assert docs and all(isinstance(doc, dict) for doc in docs), path
     if path.parent.name == "kubeadm":  # init.yaml / join.yaml: typed documents

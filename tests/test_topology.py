@@ -160,22 +160,24 @@ CASES: list[Case] = [
     ("service-overlaps-default-pod", "edge", {"network.podCidr": DELETE, "network.serviceCidr": "10.244.128.0/17"},
      [f"{R}.network.serviceCidr: 10.244.128.0/17 overlaps network.podCidr 10.244.0.0/16"]),
     # --- kubernetesVersion
-    ("version-two-parts", "dev", {"kubernetesVersion": "1.31"},
-     [f"{R}.kubernetesVersion: '1.31' is not a full version x.y.z such as 1.31.4"]),
-    ("version-v-prefix", "dev", {"kubernetesVersion": "v1.31.4"},
-     [f"{R}.kubernetesVersion: 'v1.31.4' is not a full version x.y.z such as 1.31.4"]),
-    ("version-prerelease", "dev", {"kubernetesVersion": "1.31.4-rc.0"},
-     [f"{R}.kubernetesVersion: '1.31.4-rc.0' is not a full version x.y.z such as 1.31.4"]),
-    ("version-leading-zero", "dev", {"kubernetesVersion": "1.031.4"},
-     [f"{R}.kubernetesVersion: '1.031.4' is not a full version x.y.z such as 1.31.4"]),
-    ("version-too-old", "dev", {"kubernetesVersion": "1.28.15"},
-     [f"{R}.kubernetesVersion: 1.28.15 is outside the supported range 1.29.0 to 1.33.x"]),
-    ("version-too-new", "edge", {"kubernetesVersion": "1.34.0"},
-     [f"{R}.kubernetesVersion: 1.34.0 is outside the supported range 1.29.0 to 1.33.x"]),
-    ("version-major-2", "dev", {"kubernetesVersion": "2.31.0"},
-     [f"{R}.kubernetesVersion: 2.31.0 is outside the supported range 1.29.0 to 1.33.x"]),
-    ("version-float", "dev", {"kubernetesVersion": 1.31},
-     [f"{R}.kubernetesVersion: Input should be a valid string (got 1.31)"]),
+    ("version-two-parts", "dev", {"kubernetesVersion": "1.37"},
+     [f"{R}.kubernetesVersion: '1.37' is not a full version x.y.z such as 1.37.2"]),
+    ("version-v-prefix", "dev", {"kubernetesVersion": "v1.37.2"},
+     [f"{R}.kubernetesVersion: 'v1.37.2' is not a full version x.y.z such as 1.37.2"]),
+    ("version-prerelease", "dev", {"kubernetesVersion": "1.37.2-rc.0"},
+     [f"{R}.kubernetesVersion: '1.37.2-rc.0' is not a full version x.y.z such as 1.37.2"]),
+    ("version-leading-zero", "dev", {"kubernetesVersion": "1.037.2"},
+     [f"{R}.kubernetesVersion: '1.037.2' is not a full version x.y.z such as 1.37.2"]),
+    ("version-1-33", "dev", {"kubernetesVersion": "1.33.9"},
+     [f"{R}.kubernetesVersion: 1.33.9 is not supported; supported minors: 1.35, 1.36, 1.37"]),
+    ("version-1-34", "edge", {"kubernetesVersion": "1.34.2"},
+     [f"{R}.kubernetesVersion: 1.34.2 is not supported; supported minors: 1.35, 1.36, 1.37"]),
+    ("version-too-new", "prod", {"kubernetesVersion": "1.38.0"},
+     [f"{R}.kubernetesVersion: 1.38.0 is not supported; supported minors: 1.35, 1.36, 1.37"]),
+    ("version-major-2", "dev", {"kubernetesVersion": "2.37.0"},
+     [f"{R}.kubernetesVersion: 2.37.0 is not supported; supported minors: 1.35, 1.36, 1.37"]),
+    ("version-float", "dev", {"kubernetesVersion": 1.37},
+     [f"{R}.kubernetesVersion: Input should be a valid string (got 1.37)"]),
     # --- control-plane count: odd, at least one
     ("cp-count-2", "dev", {"controlPlane.nodes": lambda nodes: nodes[:2]},
      [f"{R}.controlPlane.nodes: 2 nodes: etcd needs an odd count (an even one adds no fault tolerance)"]),
@@ -605,17 +607,47 @@ def test_apiserver_port(stack: str, edits: dict[str, Any], port: int) -> None:
     assert load_cluster(edited(stack, edits)).apiserver_port == port
 
 
-@pytest.mark.parametrize(("version", "api"), [
-    ("1.29.0", "kubeadm.k8s.io/v1beta3"),
-    ("1.30.14", "kubeadm.k8s.io/v1beta3"),
-    ("1.31.0", "kubeadm.k8s.io/v1beta4"),
-    ("1.31.4", "kubeadm.k8s.io/v1beta4"),
-    ("1.33.99", "kubeadm.k8s.io/v1beta4"),
-])
-def test_kubeadm_api_version_follows_kubernetes_version(version: str, api: str) -> None:
+@pytest.mark.parametrize("version", ["1.35.0", "1.35.9", "1.36.3", "1.36.5", "1.37.0", "1.37.2", "1.37.10"])
+def test_every_patch_of_a_supported_minor_loads(version: str) -> None:
     cluster = load_cluster(edited("dev", {"kubernetesVersion": version}))
-    assert cluster.kubeadm_api_version == api
+    assert cluster.kubernetes_version == version
     assert cluster.minor == int(version.split(".")[1])
+
+
+def test_kubernetes_version_defaults_to_the_newest_patch_of_the_newest_minor() -> None:
+    from topology import versions
+
+    cluster = load_cluster(edited("dev", {"kubernetesVersion": DELETE}))
+    newest = versions.SUPPORTED[-1]
+    assert cluster.kubernetes_version == versions.DEFAULT_VERSION == f"1.{newest.minor}.{newest.newest_patch}"
+    assert cluster.kubernetes_version == "1.37.2"
+
+
+def test_the_version_table_is_consecutive_minors_in_support() -> None:
+    from datetime import date
+
+    from topology import versions
+
+    minors = [m.minor for m in versions.SUPPORTED]
+    # Upgrades go one minor at a time: a gap would strand clusters at the minor below it.
+    assert minors == list(range(minors[0], minors[0] + len(minors)))
+    assert all(m.released < m.end_of_life for m in versions.SUPPORTED)
+    # As of the table's date (2026-12), every listed minor is still maintained upstream.
+    assert all(m.end_of_life > date(2026, 12, 3) for m in versions.SUPPORTED)
+    assert versions.supported_minors() == "1.35, 1.36, 1.37"
+
+
+def test_adding_a_minor_is_one_row(monkeypatch: pytest.MonkeyPatch) -> None:
+    from datetime import date
+
+    from topology import versions
+
+    row = versions.Minor(38, 0, released=date(2026, 12, 16), end_of_life=date(2028, 2, 28), pause="3.10.2")
+    monkeypatch.setattr(versions, "SUPPORTED", (*versions.SUPPORTED, row))
+    assert versions.check_version("1.38.0") == "1.38.0"
+    assert versions.minor_of("1.38.0") is row
+    with pytest.raises(ValueError, match=re.escape("supported minors: 1.35, 1.36, 1.37, 1.38")):
+        versions.check_version("1.39.0")
 
 
 def test_defaults_of_omitted_keys() -> None:
@@ -685,8 +717,8 @@ def test_upgrade_and_certificate_settings_are_bounded(section: str, key: str) ->
 
 
 @pytest.mark.parametrize(("previous", "new", "ok"), [
-    (None, "1.31.4", True), ("1.31.4", "1.31.4", True), ("1.31.4", "1.31.5", True), ("1.31.4", "1.32.0", True),
-    ("1.31.4", "1.33.0", False), ("1.31.4", "1.31.3", False), ("1.32.0", "1.31.9", False),
+    (None, "1.37.2", True), ("1.37.2", "1.37.2", True), ("1.36.3", "1.36.5", True), ("1.36.5", "1.37.2", True),
+    ("1.35.9", "1.37.2", False), ("1.37.2", "1.37.1", False), ("1.37.0", "1.36.5", False),
 ])
 def test_check_upgrade_one_minor_at_a_time(previous: str | None, new: str, ok: bool) -> None:
     from topology.upgrade import check_upgrade
@@ -700,6 +732,6 @@ def test_a_two_minor_jump_is_a_path_named_error() -> None:
     from topology.upgrade import refuse_bad_upgrade
 
     with pytest.raises(TopologyError) as err:
-        refuse_bad_upgrade("1.31.4", load_cluster(edited("dev", {"kubernetesVersion": "1.33.1"})))
-    assert err.value.lines == [f"{R}.kubernetesVersion: 1.31.4 -> 1.33.1 skips a minor version; kubeadm upgrades"
-                               " one minor at a time (go to 1.32.x first)"]
+        refuse_bad_upgrade("1.35.9", load_cluster(edited("dev", {"kubernetesVersion": "1.37.2"})))
+    assert err.value.lines == [f"{R}.kubernetesVersion: 1.35.9 -> 1.37.2 skips a minor version; kubeadm upgrades"
+                               " one minor at a time (go to 1.36.x first)"]

@@ -10,6 +10,7 @@ import pulumi
 import pytest
 
 from bench.plan_shape import blast_radius
+from configs.kubeadm import UPGRADE_CONFIG_PATH
 from dryrun.mockrun import run_program
 from dryrun.plan import resource_table
 from tests.mockgraph import Graph, cluster_copy, stack_graph
@@ -42,8 +43,8 @@ def _dev_workers(count: int, parallelism: int) -> Graph:
     cluster = cluster_copy("dev")
     cluster["workers"] = [{"name": f"w{i}", "address": f"198.18.0.{40 + i}"} for i in range(1, count + 1)]
     cluster["upgrade"] = {"workerParallelism": parallelism}
-    cluster["kubernetesVersion"] = "1.31.5"
-    run = run_program(cluster, "dev", previous_version="1.31.4")  # the lanes exist while the version changes
+    cluster["kubernetesVersion"] = "1.37.2"
+    run = run_program(cluster, "dev", previous_version="1.36.5")  # the lanes exist while the version changes
     return Graph(run, resource_table(run))
 
 
@@ -105,29 +106,52 @@ def test_every_step_is_replaced_on_a_version_trigger() -> None:
     g = stack_graph("dev")
     for row in g.table:
         if row["custom"] and _is_upgrade_step(row["name"]):
-            assert "1.31.4" in row["inputs"]["triggers"], row["name"]
+            assert "1.37.2" in row["inputs"]["triggers"], row["name"]
 
 
-@pytest.mark.parametrize("new", ["1.31.5", "1.32.0"])
-def test_a_version_change_changes_only_upgrade_steps(new: str) -> None:
-    before = stack_graph("dev").table
+@pytest.mark.parametrize(("old", "new"), [("1.36.3", "1.36.5"), ("1.36.5", "1.37.2")])
+def test_a_version_change_changes_only_upgrade_steps(old: str, new: str) -> None:
+    deployed = cluster_copy("dev")
+    deployed["kubernetesVersion"] = old
+    before = resource_table(run_program(deployed, "dev", previous_version=old))
     cluster = cluster_copy("dev")
     cluster["kubernetesVersion"] = new
-    after = resource_table(run_program(cluster, "dev", previous_version="1.31.4"))
+    after = resource_table(run_program(cluster, "dev", previous_version=old))
     blast = blast_radius(before, after)
     # Worker lanes form while the version changes: dependencies only (rewired), no replacement.
     assert not blast.added and not blast.removed
     assert all(name.startswith("w") and name.endswith("-drain") for name in blast.rewired)
     acting = {name for name in blast.changed if next(r for r in after if r["name"] == name)["custom"]}
-    assert acting and all(_is_upgrade_step(name) for name in acting), sorted(acting)
+    # Besides the upgrade steps, each control-plane node's file set places its UpgradeConfiguration for
+    # the new version (a worker's names no version: `kubeadm upgrade node` asks the cluster).
+    placing = {name for name in acting if name.endswith("-kubeadm-files-apply")}
+    assert placing == {f"{n}-kubeadm-files-apply" for n in ("cp1", "cp2", "cp3")}
+    assert all(_is_upgrade_step(name) for name in acting - placing), sorted(acting - placing)
     assert {f"{n}-upgrade" for n in ("cp1", "cp2", "cp3", "w1", "w2", "w3")} <= acting
+    # ... and only that file changes in it.
+    files = {row["name"]: {f["path"]: f["content"] for f in row["inputs"]["files"]}
+             for row in after if row["name"].endswith("-kubeadm-files")}
+    files_before = {row["name"]: {f["path"]: f["content"] for f in row["inputs"]["files"]}
+                    for row in before if row["name"].endswith("-kubeadm-files")}
+    for name, placed in files.items():
+        changed = {path for path in placed if placed[path] != files_before[name].get(path)}
+        assert changed == ({UPGRADE_CONFIG_PATH} if name.startswith("cp") else set()), name
     # No join, VM, LB or prerequisites step: the components that change only carry the version as a prop.
     assert not any(n.endswith(("-join", "-domain", "-prereqs", "-lb-prepare")) for n in blast.changed)
 
 
+def test_the_upgrade_step_carries_the_new_versions_containerd_configuration() -> None:
+    cluster = cluster_copy("dev")
+    cluster["kubernetesVersion"] = "1.36.5"
+    run = run_program(cluster, "dev", previous_version="1.35.9")
+    step = next(r for r in run.records if r.name == "w1-upgrade")
+    assert "pause:3.10.2" in step.inputs["stdin"]  # 1.35's kubeadm pulls pause 3.10.1, 1.36's 3.10.2
+    assert f"UPGRADE_CONFIG={UPGRADE_CONFIG_PATH}" in step.inputs["create"]
+
+
 @pytest.mark.parametrize(("previous", "new", "why"), [
-    ("1.31.4", "1.33.0", "skips a minor version"),
-    ("1.31.4", "1.31.3", "older than the deployed 1.31.4"),
+    ("1.35.9", "1.37.2", "skips a minor version"),
+    ("1.37.2", "1.37.1", "older than the deployed 1.37.2"),
 ])
 def test_a_refused_version_change_registers_nothing(previous: str, new: str, why: str) -> None:
     cluster = cluster_copy("dev")

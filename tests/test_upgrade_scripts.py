@@ -10,15 +10,20 @@ from pathlib import Path
 
 import pytest
 
+from configs.containerd import containerd_config
+from configs.kubeadm import UPGRADE_CONFIG_PATH
+from configs.kubeadm import upgrade_config as upgrade_config_text
 from configs.loadbalancer import render_haproxy
 from configs.scripts import SCRIPT_DIR
 from configs.upgrade import ADMIN_SOCKET, worker_waits
 from dryrun.mockrun import REPO
 from tests.hostsim import ScratchHost
-from topology import load_stack_file
+from topology import Cluster, load_stack_file
 
 MINE = ("kubeadm-upgrade.sh", "node-drain.sh", "haproxy-backend.sh", "certs-check.sh")
-OLD, NEW = "1.31.4", "1.31.5"
+OLD, NEW = "1.36.5", "1.37.2"
+DEV = load_stack_file(REPO / "Pulumi.dev.yaml")
+TARGET = DEV.model_copy(update={"kubernetes_version": NEW})
 
 # Versions live in $HOME/<tool>-version; the apiserver manifest's image tag in the scratch root.
 NODE_SHIMS = {
@@ -30,7 +35,7 @@ case "$1" in
            [[ -f "$m" ]] && sed -i -E "s/kube-apiserver:v[0-9.]+/kube-apiserver:$v/" "$m"; exit 0 ;;
 esac""",
     "kubelet": 'echo "Kubernetes $(cat "$HOME/kubelet-version")"',
-    "apt-cache": 'echo "   kubeadm | 1.31.5-1.1 | http://mirror.invalid/v1.31/deb  Packages"',
+    "apt-cache": f'echo "   kubeadm | {NEW}-1.1 | http://mirror.invalid/v1.37/deb  Packages"',
     "apt-get": """
 for a in "$@"; do case "$a" in
   kubeadm=*) echo "v${a#kubeadm=}" | sed 's/-.*//' > "$HOME/kubeadm-version" ;;
@@ -41,8 +46,14 @@ esac; done""",
 }
 
 
-def _node(tmp_path: Path, kubeadm: str, kubelet: str, apiserver: str | None) -> ScratchHost:
+def _node(tmp_path: Path, kubeadm: str, kubelet: str, apiserver: str | None, target: Cluster = TARGET,
+          ) -> ScratchHost:
+    """A node at the given versions with the files hakube placed for `target`: its UpgradeConfiguration."""
     host = ScratchHost(tmp_path)
+    upgrade_config = host.root / UPGRADE_CONFIG_PATH.lstrip("/")
+    upgrade_config.parent.mkdir(parents=True)
+    node = target.control_plane.nodes[0] if apiserver else target.workers[0]
+    upgrade_config.write_text(upgrade_config_text(target, node))
     for name, body in NODE_SHIMS.items():
         host.shim(name, body)
     (host.base / "kubeadm-version").write_text(f"v{kubeadm}\n")
@@ -55,8 +66,9 @@ def _node(tmp_path: Path, kubeadm: str, kubelet: str, apiserver: str | None) -> 
     return host
 
 
-def _upgrade(host: ScratchHost, role: str) -> subprocess.CompletedProcess[str]:
-    return host.run("kubeadm-upgrade.sh", {"KUBERNETES_VERSION": NEW, "ROLE": role, "NODE_NAME": "cp1"})
+def _upgrade(host: ScratchHost, role: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    env = {"KUBERNETES_VERSION": NEW, "ROLE": role, "NODE_NAME": "cp1", "UPGRADE_CONFIG": UPGRADE_CONFIG_PATH}
+    return host.run("kubeadm-upgrade.sh", env, stdin=containerd_config(TARGET) if stdin is None else stdin)
 
 
 def _mutating(host: ScratchHost) -> list[list[str]]:
@@ -70,8 +82,14 @@ def test_first_control_plane_node_plans_applies_then_upgrades_the_kubelet(tmp_pa
     assert result.returncode == 0, result.stderr
     steps = [c[:3] for c in _mutating(host) if c[0] in ("kubeadm", "systemctl") or "install" in c]
     assert steps == [["apt-get", "install", "-y"], ["kubeadm", "upgrade", "plan"], ["kubeadm", "upgrade", "apply"],
-                     ["apt-get", "install", "-y"], ["systemctl", "daemon-reload"], ["systemctl", "restart", "kubelet"]]
-    assert ["kubeadm", "upgrade", "apply", "-y", f"v{NEW}"] in host.calls("kubeadm")
+                     ["systemctl", "restart", "containerd"], ["apt-get", "install", "-y"],
+                     ["systemctl", "daemon-reload"], ["systemctl", "restart", "kubelet"]]
+    # The version and the patches come from the UpgradeConfiguration; --yes is the one flag mixed in.
+    upgrades = [c for c in host.calls("kubeadm") if c[1] == "upgrade"]
+    assert upgrades == [["kubeadm", "upgrade", "plan", "--config", UPGRADE_CONFIG_PATH],
+                        ["kubeadm", "upgrade", "apply", "--config", UPGRADE_CONFIG_PATH, "--yes"]]
+    # The new version's containerd configuration (its pause image) is in place before the kubelet restarts.
+    assert host.tree()["etc/containerd/config.toml"] == containerd_config(TARGET)
     assert f'"kubelet":"v{NEW}"' in result.stdout and f'"apiserver":"v{NEW}"' in result.stdout
     assert '"changed":true' in result.stdout
 
@@ -82,7 +100,25 @@ def test_other_nodes_run_upgrade_node(tmp_path: Path, role: str) -> None:
     result = _upgrade(host, role)
     assert result.returncode == 0, result.stderr
     kubeadm = [c for c in host.calls("kubeadm") if c[1] == "upgrade"]
-    assert kubeadm == [["kubeadm", "upgrade", "node"]]
+    assert kubeadm == [["kubeadm", "upgrade", "node", "--config", UPGRADE_CONFIG_PATH]]
+    assert "etc/containerd/config.toml" in host.tree()
+
+
+def test_an_upgrade_configuration_left_from_another_version_is_refused(tmp_path: Path) -> None:
+    host = _node(tmp_path, OLD, OLD, OLD, target=DEV.model_copy(update={"kubernetes_version": "1.37.1"}))
+    result = _upgrade(host, "first")
+    assert result.returncode == 1
+    assert f"{UPGRADE_CONFIG_PATH} does not upgrade to v{NEW}" in result.stderr
+    assert not [c for c in host.calls("kubeadm") if c[1] == "upgrade"]
+
+
+def test_no_upgrade_configuration_or_containerd_configuration_is_refused(tmp_path: Path) -> None:
+    host = _node(tmp_path, OLD, OLD, OLD)
+    assert "no containerd configuration on stdin" in _upgrade(host, "first", stdin="").stderr
+    (host.root / UPGRADE_CONFIG_PATH.lstrip("/")).unlink()
+    result = _upgrade(host, "control-plane")
+    assert result.returncode == 1 and f"no UpgradeConfiguration at {UPGRADE_CONFIG_PATH}" in result.stderr
+    assert not [c for c in host.calls("kubeadm") if c[1] == "upgrade"]
 
 
 @pytest.mark.parametrize("role", ["first", "control-plane", "worker"])
@@ -299,5 +335,5 @@ def test_worker_lanes() -> None:
 @pytest.mark.tool("shellcheck")
 @pytest.mark.parametrize("name", MINE)
 def test_shellcheck_clean(name: str) -> None:
-    result = subprocess.run(["shellcheck", str(SCRIPT_DIR / name)], capture_output=True, text=True, timeout=60)
+    result = subprocess.run(["shellcheck", "-x", str(SCRIPT_DIR / name)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout

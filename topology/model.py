@@ -27,11 +27,8 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 from topology.cpuset import CpusetError, parse_cpuset
+from topology.versions import DEFAULT_VERSION, check_version, supported_minors
 
-# Kubernetes minors hakube knows how to install and upgrade (inclusive).
-SUPPORTED_MINORS = (29, 33)
-# kubeadm's v1beta4 config API exists from 1.31 on; older minors speak v1beta3.
-KUBEADM_V1BETA4_FROM_MINOR = 31
 NODEPORT_RANGE = (30000, 32767)
 CNI_CHOICES = ("calico", "cilium", "flannel")
 # Base image of control-plane VMs: Ubuntu 26.04 LTS (resolute) server cloud image amd64, one dated
@@ -54,7 +51,6 @@ SIGNED_SUMS_NAME = "SHA256SUMS"
 _DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 # Linux IFNAMSIZ is 16 including the NUL; no '/', whitespace or ':' (alias syntax).
 _IFNAME = re.compile(r"^[A-Za-z0-9_.-][A-Za-z0-9_.@-]{0,14}$")
-_VERSION = re.compile(r"(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)")
 # What ssh, sudo and useradd all accept as a login: no whitespace, ':' or '@', no leading '-'.
 _LOGIN = re.compile(r"[A-Za-z0-9_.][A-Za-z0-9_.-]{0,31}")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -95,17 +91,6 @@ def _cpuset(value: str) -> str:
         parse_cpuset(value)
     except CpusetError as err:
         raise ValueError(f"{value!r} is not a cpuset: {err}") from None
-    return value
-
-
-def _version(value: str) -> str:
-    match = _VERSION.fullmatch(value)
-    if not match:
-        raise ValueError(f"{value!r} is not a full version x.y.z such as 1.31.4")
-    major, minor = int(match.group(1)), int(match.group(2))
-    low, high = SUPPORTED_MINORS
-    if major != 1 or not low <= minor <= high:
-        raise ValueError(f"{value} is outside the supported range 1.{low}.0 to 1.{high}.x")
     return value
 
 
@@ -172,12 +157,13 @@ def _address_range(value: str) -> str:
 DnsLabel = Annotated[StrictStr, AfterValidator(_dns_label)]
 IfName = Annotated[StrictStr, AfterValidator(_ifname)]
 Cpuset = Annotated[StrictStr, AfterValidator(_cpuset)]
-Version = Annotated[StrictStr, AfterValidator(_version)]
+Version = Annotated[StrictStr, AfterValidator(check_version)]
 Address = Annotated[ipaddress.IPv4Address, BeforeValidator(_address)]
 Network = Annotated[ipaddress.IPv4Network, BeforeValidator(_network)]
 Login = Annotated[StrictStr, AfterValidator(_login)]
 Port = Annotated[StrictInt, Field(ge=1, le=65535)]
 NonEmpty = Annotated[StrictStr, Field(min_length=1)]
+MemoryManager = Literal["none", "static"]
 
 
 class Ssh(Strict):
@@ -290,6 +276,10 @@ class ControlPlaneNode(Strict):
     os_disk_gib: StrictInt | None = Field(None, ge=10, description="VM only: OS disk in GiB. Default 40.")
     etcd_disk_gib: StrictInt | None = Field(None, ge=1, description="VM only: etcd disk in GiB. Default 20.")
     reserved_cpus: Cpuset = Field("0", description="Cores the kubelet reserves for the system. Default 0.")
+    memory_manager: MemoryManager = Field(
+        "none", description="The kubelet's Memory Manager policy: static gives Guaranteed pods memory from as few"
+        " NUMA nodes as possible (reservedMemory computed from the eviction threshold). Default none."
+    )
 
     @property
     def is_vm(self) -> bool:
@@ -310,6 +300,10 @@ class Worker(Strict):
     name: DnsLabel
     address: Address
     reserved_cpus: Cpuset = Field("0", description="Cores the kubelet reserves for the system. Default 0.")
+    memory_manager: MemoryManager = Field(
+        "none", description="The kubelet's Memory Manager policy: static gives Guaranteed pods memory from as few"
+        " NUMA nodes as possible (reservedMemory computed from the eviction threshold). Default none."
+    )
     labels: dict[StrictStr, StrictStr] = Field(default_factory=dict, description="Node labels.")
 
 
@@ -395,7 +389,10 @@ class Cluster(Strict):
     profile: Literal["standard", "edge"] = Field(
         "standard", description="edge: 2-3 nodes with every role; relaxes quorum to advisory."
     )
-    kubernetes_version: Version = Field(description="Full x.y.z Kubernetes version, 1.29-1.33.")
+    kubernetes_version: Version = Field(
+        DEFAULT_VERSION, description=f"Full x.y.z Kubernetes version of a supported minor ({supported_minors()})."
+        f" Default {DEFAULT_VERSION}, the newest known patch of the newest minor."
+    )
     ssh: Ssh
     network: NetworkConfig
     api_endpoint: ApiEndpoint
@@ -424,11 +421,6 @@ class Cluster(Strict):
     @property
     def minor(self) -> int:
         return int(self.kubernetes_version.split(".")[1])
-
-    @property
-    def kubeadm_api_version(self) -> str:
-        suffix = "v1beta4" if self.minor >= KUBEADM_V1BETA4_FROM_MINOR else "v1beta3"
-        return f"kubeadm.k8s.io/{suffix}"
 
     @property
     def first_control_plane(self) -> ControlPlaneNode:

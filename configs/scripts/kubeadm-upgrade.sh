@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Upgrade this node to KUBERNETES_VERSION the way kubeadm requires, then print its versions as one
 # JSON line. ROLE says which kubeadm step applies:
-#   first          kubeadm upgrade plan + kubeadm upgrade apply vX.Y.Z (the cluster's control plane)
+#   first          kubeadm upgrade plan + kubeadm upgrade apply (the cluster's control plane)
 #   control-plane  kubeadm upgrade node (this node's static pods, after `first`)
 #   worker         kubeadm upgrade node (the kubelet configuration)
-# then the kubelet and kubectl packages at the pinned version and a kubelet restart. Cordon and
+# each with --config UPGRADE_CONFIG, the node's UpgradeConfiguration (configs/kubeadm.py: the target
+# version, and the patches that keep the node's static pods and kubelet settings); then the containerd
+# configuration on stdin (the new version's sandbox image; containerd restarts while the node is
+# drained), the kubelet and kubectl packages at the pinned version and a kubelet restart. Cordon and
 # drain happen before this step (node-drain.sh on the first control-plane node), and on a
 # control-plane node its HAProxy backend is already drained (haproxy-backend.sh on every LB node).
 # Idempotent: a node already at the version (kubeadm, kubelet and, on a control-plane node, the
@@ -14,18 +17,23 @@
 #   KUBERNETES_VERSION     x.y.z (required)
 #   ROLE                   first | control-plane | worker (required)
 #   NODE_NAME              for the report (required)
+#   UPGRADE_CONFIG         path of the node's UpgradeConfiguration, placed by file-set.sh (required)
 #   KUBERNETES_APT_SOURCE  optional one-line apt source (a new minor needs its own Kubernetes apt source)
 #   HAKUBE_ROOT            prefix for every path (tests point it at a scratch root)
+# Stdin: /etc/containerd/config.toml as configs/containerd.py renders it for KUBERNETES_VERSION.
 set -euo pipefail
 
 : "${KUBERNETES_VERSION:?KUBERNETES_VERSION is required (x.y.z)}"
 : "${ROLE:?ROLE is required (first, control-plane or worker)}"
 : "${NODE_NAME:?NODE_NAME is required}"
+: "${UPGRADE_CONFIG:?UPGRADE_CONFIG is required (the UpgradeConfiguration path)}"
 root="${HAKUBE_ROOT:-}"
 want="v${KUBERNETES_VERSION}"
 manifest="$root/etc/kubernetes/manifests/kube-apiserver.yaml"
 
 log() { printf 'kubeadm-upgrade: %s\n' "$*" >&2; }
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 case "$ROLE" in
   first | control-plane | worker) ;;
@@ -53,7 +61,7 @@ if [[ "$(kubeadm_version)" == "$want" && "$(kubelet_version)" == "$want" ]] && c
   exit 0
 fi
 
-# The package version string apt offers for x.y.z (e.g. 1.31.5-1.1).
+# The package version string apt offers for x.y.z (e.g. 1.37.2-1.1).
 candidate() {
   apt-cache madison kubeadm | awk -v v="$KUBERNETES_VERSION" '$3 ~ "^"v"-" {print $3; exit}'
 }
@@ -66,6 +74,17 @@ install_pinned() {
   apt-get install -y -q --allow-downgrades --allow-change-held-packages "${pkgs[@]}" >&2
   apt-mark hold "$@" >/dev/null
 }
+
+# kubeadm reads the version and the patches from the file; one left from another version is refused.
+upgrade_config="$root$UPGRADE_CONFIG"
+[[ -f "$upgrade_config" ]] || { log "no UpgradeConfiguration at $UPGRADE_CONFIG"; exit 1; }
+if [[ "$ROLE" == first ]] && ! grep -Eq "^[[:space:]]+kubernetesVersion: v${KUBERNETES_VERSION//./\\.}\$" "$upgrade_config"; then
+  log "$UPGRADE_CONFIG does not upgrade to $want (placed by another version?)"
+  exit 1
+fi
+containerd_config=""
+[[ -t 0 ]] || containerd_config="$(cat)"
+is_containerd_config "$containerd_config" || { log "no containerd configuration on stdin"; exit 1; }
 
 if [[ -n "${KUBERNETES_APT_SOURCE:-}" ]]; then
   source_file="$root/etc/apt/sources.list.d/hakube-kubernetes.list"
@@ -87,12 +106,13 @@ fi
 
 if ! control_plane_done || [[ "$ROLE" == worker ]]; then
   if [[ "$ROLE" == first ]]; then
-    kubeadm upgrade plan "$want" >&2
-    kubeadm upgrade apply -y "$want" >&2
+    kubeadm upgrade plan --config "$UPGRADE_CONFIG" >&2
+    kubeadm upgrade apply --config "$UPGRADE_CONFIG" --yes >&2
   else
-    kubeadm upgrade node >&2
+    kubeadm upgrade node --config "$UPGRADE_CONFIG" >&2
   fi
 fi
+install_containerd_config <<<"$containerd_config"
 
 if [[ "$(kubelet_version)" != "$want" ]]; then
   install_pinned "$package" kubelet kubectl

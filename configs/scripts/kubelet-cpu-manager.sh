@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
-# Keep the kubelet's CPU manager settings (cpuManagerPolicy, reservedSystemCPUs) as the node's
-# kubelet configuration on stdin (configs/kubeadm.py kubelet_config) says.
-# The kubelet refuses to start when its checkpoint /var/lib/kubelet/cpu_manager_state was written
-# under another policy or another reserved set, so a change is: stop the kubelet, update the two
-# fields, remove the checkpoint, start the kubelet. Running pods keep running meanwhile.
-# Only those two top-level fields are edited in the file kubeadm wrote: the rest of it (resolvConf
-# detected on the host, kubeadm's defaults) stays as kubeadm made it. Without a file (kubeadm has
-# not run yet) the configuration on stdin is written whole; kubeadm init/join starts the kubelet.
-# Idempotent: with both fields already as wanted, nothing is written or restarted.
+# Keep the kubelet's CPU and Memory Manager settings (cpuManagerPolicy, cpuManagerPolicyOptions,
+# reservedSystemCPUs; memoryManagerPolicy, reservedMemory) as the node's kubelet configuration on
+# stdin (configs/kubeadm.py kubelet_config) says.
+# The kubelet refuses to start when its checkpoint (/var/lib/kubelet/cpu_manager_state,
+# memory_manager_state) was written under other settings, so a change is: stop the kubelet, update
+# the fields, remove the checkpoint of each manager whose fields changed, start the kubelet. Running
+# pods keep running meanwhile.
+# Only those top-level fields (each with the lines nested under it) are edited in the file kubeadm
+# wrote: the rest of it (resolvConf detected on the host, kubeadm's defaults) stays as kubeadm made
+# it. Without a file (kubeadm has not run yet) the configuration on stdin is written whole; kubeadm
+# init/join starts the kubelet.
+# Idempotent: with the fields already as wanted, nothing is written or restarted. Fields compare
+# with quotes dropped and keys in sorted order, so kubeadm's rendering of a value (sigs.k8s.io/yaml)
+# equals hakube's (PyYAML).
 #
 # Environment:
 #   KUBELET_RECORD  read the wanted configuration from this file (hakube's record, placed just
@@ -18,7 +23,11 @@ set -euo pipefail
 
 root="${HAKUBE_ROOT:-}"
 config="$root/var/lib/kubelet/config.yaml"
-state="$root/var/lib/kubelet/cpu_manager_state"
+cpu_state="$root/var/lib/kubelet/cpu_manager_state"
+memory_state="$root/var/lib/kubelet/memory_manager_state"
+# The managed top-level keys, by the checkpoint a change of them invalidates.
+CPU_KEYS="cpuManagerPolicy|cpuManagerPolicyOptions|reservedSystemCPUs"
+MEMORY_KEYS="memoryManagerPolicy|reservedMemory"
 
 log() { printf 'kubelet-cpu-manager: %s\n' "$*"; }
 fail() {
@@ -27,6 +36,17 @@ fail() {
 }
 # A top-level scalar field of a kubelet configuration, without quotes.
 field() { sed -n -E "s/^$1:[[:space:]]*//p" | head -n 1 | tr -d "\"' "; }
+# The top-level fields matching $1 of a configuration on stdin, each with the lines nested under it
+# (indented, or a list item at column 0 as both YAML libraries write them).
+blocks() { awk -v keys="^($1):" '/^[^[:space:]#-]/ {keep = ($0 ~ keys)} keep'; }
+# Everything but those fields.
+without() { awk -v keys="^($1):" '/^[^[:space:]#-]/ {drop = ($0 ~ keys)} !drop'; }
+# The fields $1 as comparable text: one line per field, sorted, without quotes or trailing blanks.
+comparable() {
+  blocks "$1" | awk '/^[^[:space:]#-]/ {if (out != "") print out; out = ""}
+    {line = $0; gsub(/["\047]/, "", line); sub(/[[:space:]]+$/, "", line); out = out line "\037"}
+    END {if (out != "") print out}' | sort
+}
 
 origin="stdin"
 if [[ -n "${KUBELET_RECORD:-}" ]]; then
@@ -57,19 +77,34 @@ fi
 
 current_policy="$(field cpuManagerPolicy <"$config")"
 current_reserved="$(field reservedSystemCPUs <"$config")"
-if [[ "$current_policy" == "$policy" ]] && [[ "$current_reserved" == "$reserved" ]]; then
-  log "unchanged (policy $policy, reserved CPUs $reserved)"
+memory_policy="$(field memoryManagerPolicy <<<"$wanted")"
+current_memory_policy="$(field memoryManagerPolicy <"$config")"
+cpu_changed=false memory_changed=false
+[[ "$(comparable "$CPU_KEYS" <<<"$wanted")" == "$(comparable "$CPU_KEYS" <"$config")" ]] || cpu_changed=true
+[[ "$(comparable "$MEMORY_KEYS" <<<"$wanted")" == "$(comparable "$MEMORY_KEYS" <"$config")" ]] || memory_changed=true
+if [[ "$cpu_changed" == false && "$memory_changed" == false ]]; then
+  log "unchanged (policy $policy, reserved CPUs $reserved, memory manager ${memory_policy:-None})"
   exit 0
 fi
 
-# Both fields rewritten in place (or appended); other lines untouched.
+# The managed fields replaced (or appended) as the wanted configuration has them; other lines untouched.
 trap 'rm -f "$config.hakube-tmp"' EXIT
-updated="$(sed -E '/^(cpuManagerPolicy|reservedSystemCPUs):/d' "$config")"
-printf '%s\ncpuManagerPolicy: %s\nreservedSystemCPUs: "%s"\n' "$updated" "$policy" "$reserved" >"$config.hakube-tmp"
+{
+  without "$CPU_KEYS|$MEMORY_KEYS" <"$config"
+  blocks "$CPU_KEYS|$MEMORY_KEYS" <<<"$wanted"
+} >"$config.hakube-tmp"
 
 systemctl stop kubelet
 mv -f "$config.hakube-tmp" "$config"
-rm -f "$state"
+changes=()
+if [[ "$cpu_changed" == true ]]; then
+  rm -f "$cpu_state"
+  changes+=("CPU manager changed (policy ${current_policy:-none} -> $policy, reserved CPUs ${current_reserved:-none} -> $reserved)")
+fi
+if [[ "$memory_changed" == true ]]; then
+  rm -f "$memory_state"
+  changes+=("Memory Manager changed (policy ${current_memory_policy:-None} -> ${memory_policy:-None})")
+fi
 systemctl start kubelet
-log "CPU manager changed (policy ${current_policy:-none} -> $policy, reserved CPUs ${current_reserved:-none} ->" \
-  "$reserved): checkpoint removed, kubelet restarted"
+summary="$(printf '%s; ' "${changes[@]}")"
+log "${summary%; }: checkpoint removed, kubelet restarted"

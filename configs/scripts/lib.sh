@@ -35,3 +35,21 @@ install_stdin_config() {
     log "wrote ${config#"${root:-}"}"
   fi
 }
+
+# Whether $1 is a containerd configuration as configs/containerd.py renders it: config version 3.
+is_containerd_config() { [[ "$1" == "version = 3"$'\n'* ]]; }
+
+# containerd's configuration (configs/containerd.py) on stdin replaces /etc/containerd/config.toml when
+# it differs, and containerd restarts to read it; running containers keep running (each has its own
+# shim process). Callers that upgrade a node call this while it is drained.
+install_containerd_config() {
+  local config="${root:-}/etc/containerd/config.toml" payload=""
+  [[ -t 0 ]] || payload="$(cat)"
+  if ! is_containerd_config "$payload"; then
+    echo "no containerd configuration (config version 3, configs/containerd.py) on stdin" >&2
+    return 1
+  fi
+  if write_if_changed "$config" "$payload"; then
+    systemctl restart containerd
+  fi
+}

@@ -1,7 +1,13 @@
 #!/usr/bin/env bash
-# Node prerequisites for kubeadm: swap off, kernel modules, sysctls, containerd with the
-# systemd cgroup driver, kubelet/kubeadm/kubectl pinned to one version and held.
+# Node prerequisites for kubeadm: cgroup v2, swap off, kernel modules, sysctls, containerd 2.x with
+# hakube's configuration (stdin: config version 3, the systemd cgroup driver, kubeadm's pause),
+# kubelet/kubeadm/kubectl pinned to one version and held.
+# Refuses, before changing anything, a host on cgroup v1 (the kubelet no longer starts there from
+# 1.35) and containerd 1.x installed or offered (it lacks the RuntimeConfig call the kubelet asks for
+# its cgroup driver, and config version 3).
 # Idempotent: a second run writes nothing, restarts nothing and installs nothing.
+#
+# Stdin: /etc/containerd/config.toml as configs/containerd.py renders it (required).
 #
 # Environment:
 #   KUBERNETES_VERSION   x.y.z to install (required)
@@ -23,6 +29,39 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 installed_version() {
   dpkg-query -W -f='${Version}' "$1" 2>/dev/null || true
+}
+
+fail() {
+  printf 'node-prereqs: %s\n' "$*" >&2
+  exit 1
+}
+
+# The containerd package in use: Ubuntu's containerd, or Docker's containerd.io when that is installed.
+CONTAINERD_PACKAGES=(containerd containerd.io)
+CONTAINERD_ADVICE="install containerd 2.x from the distribution (Ubuntu 24.04 noble-updates ships 2.2.1, 26.04 ships 2.2.2), e.g. apt-get install containerd, then run hakube again"
+
+# The major version of a Debian package version such as 2.2.1-0ubuntu1~24.04.1 (epoch dropped).
+major_of() {
+  local version="${1#*:}"
+  printf '%s' "${version%%.*}"
+}
+
+check_cgroup_v2() {
+  [[ -f "$root/sys/fs/cgroup/cgroup.controllers" ]] && return 0
+  fail "this host runs cgroup v1 (no /sys/fs/cgroup/cgroup.controllers); the kubelet no longer starts" \
+    "on cgroup v1 from Kubernetes 1.35. Boot with the unified hierarchy: add systemd.unified_cgroup_hierarchy=1" \
+    "to GRUB_CMDLINE_LINUX in /etc/default/grub, run update-grub and reboot, then run hakube again"
+}
+
+installed_containerd() {
+  local pkg version
+  for pkg in "${CONTAINERD_PACKAGES[@]}"; do
+    version="$(installed_version "$pkg")"
+    if [[ -n "$version" ]]; then
+      printf '%s' "$version"
+      return 0
+    fi
+  done
 }
 
 disable_swap() {
@@ -53,21 +92,33 @@ apply_sysctls() {
   fi
 }
 
+# containerd 2.x installed, or (none installed) offered by apt: then its version is left in
+# containerd_candidate for configure_containerd, so a 1.x never lands on the node.
+containerd_candidate=""
+check_containerd() {
+  local version
+  version="$(installed_containerd)"
+  if [[ -n "$version" ]]; then
+    [[ "$(major_of "$version")" -ge 2 ]] && return 0
+    fail "containerd $version is installed, but Kubernetes 1.35+ needs containerd 2.x (the kubelet asks the" \
+      "runtime for its cgroup driver; config version 3). Drain the node and upgrade it: $CONTAINERD_ADVICE"
+  fi
+  apt-get update -q
+  containerd_candidate="$(apt-cache policy containerd | awk '$1 == "Candidate:" {print $2; exit}')"
+  if [[ -z "$containerd_candidate" || "$containerd_candidate" == "(none)" ]]; then
+    fail "no containerd package in the configured apt sources; $CONTAINERD_ADVICE"
+  fi
+  if [[ "$(major_of "$containerd_candidate")" -lt 2 ]]; then
+    fail "apt offers containerd $containerd_candidate, but Kubernetes 1.35+ needs containerd 2.x; $CONTAINERD_ADVICE"
+  fi
+}
+
 configure_containerd() {
-  if [[ -z "$(installed_version containerd)" ]]; then
-    apt-get update -q
-    apt-get install -y -q containerd
+  if [[ -n "$containerd_candidate" ]]; then
+    apt-get install -y -q "containerd=$containerd_candidate"
+    log "installed containerd $containerd_candidate"
   fi
-  local config="$root/etc/containerd/config.toml" rendered
-  # Start from containerd's own defaults so the file matches the installed release.
-  rendered="$(containerd config default | sed -E 's/^([[:space:]]*SystemdCgroup[[:space:]]*=[[:space:]]*)false/\1true/')"
-  if ! grep -Eq 'SystemdCgroup[[:space:]]*=[[:space:]]*true' <<<"$rendered"; then
-    echo "node-prereqs: containerd's default config has no SystemdCgroup switch to turn on" >&2
-    exit 1
-  fi
-  if write_if_changed "$config" "$rendered"; then
-    systemctl restart containerd
-  fi
+  install_containerd_config <<<"$containerd_config" || exit 1
   systemctl is-enabled --quiet containerd || systemctl enable --now containerd
 }
 
@@ -105,6 +156,13 @@ enable_kubelet() {
   systemctl is-enabled --quiet kubelet || systemctl enable kubelet
 }
 
+# Read first, before anything can consume stdin; checked (and refused) before anything changes.
+containerd_config=""
+[[ -t 0 ]] || containerd_config="$(cat)"
+is_containerd_config "$containerd_config" ||
+  fail "no containerd configuration (config version 3, configs/containerd.py) on stdin"
+check_cgroup_v2
+check_containerd
 disable_swap
 load_modules
 apply_sysctls
