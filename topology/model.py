@@ -336,7 +336,7 @@ class Addons(Strict):
     )
     # Kept only so that a stack still setting it is refused at its own path with the reason and the way on.
     ingress: Annotated[object, AfterValidator(_ingress_retired)] = Field(
-        None, deprecated=INGRESS_RETIRED, repr=False,
+        None, deprecated=INGRESS_RETIRED, repr=False, exclude=True,
         description="Removed: ingress-nginx was retired in March 2026; a stack that sets this key is refused. Use"
         " `addons.gateway`.",
     )
