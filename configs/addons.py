@@ -17,7 +17,8 @@ from topology.model import Cluster
 
 @dataclass(frozen=True)
 class Chart:
-    """A Helm chart pinned to one version, installed as `release` into `namespace`."""
+    """A Helm chart pinned to one version, installed as `release` into `namespace`. `repo` is a chart
+    repository URL, or an OCI registry path (oci://...) that holds the chart as `repo`/`name`."""
 
     repo: str
     name: str
@@ -26,16 +27,51 @@ class Chart:
     release: str
 
 
-# Pinned versions: bump one line, run the tests, read the chart's upgrade notes.
+def chart_source(chart: Chart) -> dict[str, Any]:
+    """Where Helm finds the chart, as helm.v3.Release and helm.v4.Chart take it."""
+    if chart.repo.startswith("oci://"):
+        return {"chart": f"{chart.repo}/{chart.name}"}
+    return {"chart": chart.name, "repository_opts": {"repo": chart.repo}}
+
+
+# Pinned versions: bump one line, run the tests, read the chart's upgrade notes. Each pin names where
+# it was read (tags and files of the upstream repositories, checked 2026-12-03).
+#
+# Calico: tag v3.32.1 of projectcalico/calico. Its Makefile packages every chart with
+# `--version $(GIT_VERSION)` into the repo named in release/internal/utils/utils.go (CalicoHelmRepoURL).
+# From v3.32 the operator chart carries no CRDs: charts/tigera-operator/README.md installs the
+# `crd.projectcalico.org.v1` chart first, with server-side apply (some CRDs are too big otherwise).
+CALICO_VERSION = "v3.32.1"
+CALICO_REPO = "https://docs.tigera.io/calico/charts"
+CALICO_CRD_CHART = Chart(CALICO_REPO, "crd.projectcalico.org.v1", CALICO_VERSION, "tigera-operator", "calico-crds")
 CNI_CHARTS: Mapping[str, Chart] = {
     # Calico through the Tigera operator; the operator creates calico-system itself.
-    "calico": Chart("https://docs.tigera.io/calico/charts", "tigera-operator", "v3.30.3", "tigera-operator", "calico"),
-    "cilium": Chart("https://helm.cilium.io/", "cilium", "1.17.6", "kube-system", "cilium"),
-    "flannel": Chart("https://flannel-io.github.io/flannel/", "flannel", "v0.27.4", "kube-flannel", "flannel"),
+    "calico": Chart(CALICO_REPO, "tigera-operator", CALICO_VERSION, "tigera-operator", "calico"),
+    # Cilium 1.20.5: the current 1.20 patch per issue 14 (cilium/cilium is too large to fetch here).
+    "cilium": Chart("https://helm.cilium.io/", "cilium", "1.20.5", "kube-system", "cilium"),
+    # flannel: newest tag v0.28.9 of flannel-io/flannel (2026-08-07); chart/kube-flannel/Chart.yaml
+    # there says version v0.28.9, README.md names the repo.
+    "flannel": Chart("https://flannel-io.github.io/flannel/", "flannel", "v0.28.9", "kube-flannel", "flannel"),
 }
-METALLB_CHART = Chart("https://metallb.github.io/metallb", "metallb", "0.15.2", "metallb-system", "metallb")
-INGRESS_CHART = Chart("https://kubernetes.github.io/ingress-nginx", "ingress-nginx", "4.12.3", "ingress-nginx",
-                      "ingress-nginx")
+# MetalLB: tag metallb-chart-0.16.1 of metallb/metallb (charts/metallb/Chart.yaml). 0.15.x fails on
+# Kubernetes 1.36+: its ASN maximum breaks CRD validation (release notes 0.16.0, #3035; 0.16.1 #3054).
+METALLB_CHART = Chart("https://metallb.github.io/metallb", "metallb", "0.16.1", "metallb-system", "metallb")
+# Gateway API: tag v1.6.1 of kubernetes-sigs/gateway-api; hack/build-install-yaml.sh builds the
+# release asset standard-install.yaml (the standard channel CRDs plus the safe-upgrade admission policy).
+GATEWAY_API_VERSION = "v1.6.1"
+GATEWAY_API_CRDS_URL = (
+    f"https://github.com/kubernetes-sigs/gateway-api/releases/download/{GATEWAY_API_VERSION}/standard-install.yaml"
+)
+# Envoy Gateway: v1.9.0, the newest 1.9 tag of envoyproxy/gateway (2026-08-15); its go.mod and
+# site/content/en/news/releases/matrix.md pair it with Gateway API v1.6.1. tools/make/helm.mk pushes
+# both charts to oci://docker.io/envoyproxy with the tag as version.
+ENVOY_GATEWAY_VERSION = "v1.9.0"
+ENVOY_GATEWAY_REGISTRY = "oci://docker.io/envoyproxy"
+ENVOY_GATEWAY_NAMESPACE = "envoy-gateway-system"
+ENVOY_GATEWAY_CRD_CHART = Chart(ENVOY_GATEWAY_REGISTRY, "gateway-crds-helm", ENVOY_GATEWAY_VERSION,
+                                ENVOY_GATEWAY_NAMESPACE, "envoy-gateway-crds")
+ENVOY_GATEWAY_CHART = Chart(ENVOY_GATEWAY_REGISTRY, "gateway-helm", ENVOY_GATEWAY_VERSION, ENVOY_GATEWAY_NAMESPACE,
+                            "envoy-gateway")
 # The unprivileged nginx build (uid 101, port 8080) passes the `restricted` Pod Security level.
 SMOKE_IMAGE = "docker.io/nginxinc/nginx-unprivileged:1.28.0-alpine"
 SMOKE_CONTAINER_PORT = 8080
@@ -73,10 +109,13 @@ def cni_values(cluster: Cluster) -> dict[str, Any]:
     cni = cluster.addons.cni
     if cni == "calico":
         pool = {"cidr": pod_cidr, "encapsulation": "VXLAN", "natOutgoing": "Enabled", "nodeSelector": "all()"}
-        return {"installation": {"cni": {"type": "Calico"}, "calicoNetwork": {"ipPools": [pool]}}}
+        # manageCRDs (the operator's -manage-crds flag) off: the CRD chart is their one owner, so its
+        # server-side apply and the operator never both write them.
+        return {"installation": {"cni": {"type": "Calico"}, "calicoNetwork": {"ipPools": [pool]}},
+                "manageCRDs": False}
     if cni == "cilium":
         operator = {"clusterPoolIPv4PodCIDRList": [pod_cidr], "clusterPoolIPv4MaskSize": NODE_POD_MASK}
-        return {"ipam": {"mode": "cluster-pool", "operator": operator}}
+        return {"ipam": {"mode": "cluster-pool", "operator": operator}, **cilium_gateway_values(cluster)}
     if cni == "flannel":
         return {"podCidr": pod_cidr}
     raise ValueError(f"unknown CNI {cni!r}")
@@ -125,8 +164,13 @@ def namespaces(cluster: Cluster) -> list[Namespace]:
         out.append(Namespace(SMOKE_NAMESPACE, "restricted"))
     if cluster.addons.metallb.enabled:
         out.append(Namespace(METALLB_CHART.namespace, "privileged"))  # the speaker sends ARP from the host
-    if cluster.addons.ingress:
-        out.append(Namespace(INGRESS_CHART.namespace, "baseline"))
+    if cluster.addons.gateway.enabled:
+        # No pods of its own (only the Gateway and, for Cilium, its Service and class parameters).
+        out.append(Namespace(GATEWAY_NAMESPACE, "restricted"))
+        if gateway_implementation(cluster) == "envoy":
+            # Envoy Gateway's controller, certgen job and proxies all run with restricted-level contexts
+            # (charts/gateway-helm values, internal/infrastructure/kubernetes/resource/resource.go).
+            out.append(Namespace(ENVOY_GATEWAY_NAMESPACE, "restricted"))
     return out
 
 
@@ -323,25 +367,40 @@ def smoke_service() -> dict[str, Any]:
 
 
 def smoke_summary(outputs: list[str]) -> str:
-    """One JSON summary of the per-node checks' JSON lines (the `smokeTest` stack output)."""
+    """One JSON summary of the checks' JSON lines (the `smokeTest` stack output): the per-node
+    NodePort probes, and the probes through the Gateway when there is one."""
     results = [json.loads(out.strip().splitlines()[-1]) for out in outputs if out.strip()]
-    nodes = [node for result in results for node in result.get("nodes", [])]
-    return json.dumps({"ok": len(results) == len(outputs) and all(r.get("ok") for r in results), "nodes": nodes})
+    summary: dict[str, Any] = {
+        "ok": len(results) == len(outputs) and all(r.get("ok") for r in results),
+        "nodes": [node for result in results for node in result.get("nodes", [])],
+    }
+    gateways = [result["gateway"] for result in results if "gateway" in result]
+    if gateways:  # one address, or the NodePort through every node's check
+        targets = [target for gateway in gateways for target in gateway["targets"]]
+        summary["gateway"] = {**gateways[0], "targets": targets}
+    return json.dumps(summary)
+
+
+def _deployment_env(cluster: Cluster) -> dict[str, str]:
+    """What smoke-check.sh waits for before it probes: the smoke Deployment's ready replicas."""
+    return {"NAMESPACE": SMOKE_NAMESPACE, "DEPLOYMENT": SMOKE_NAME, "REPLICAS": str(cluster.addons.smoke_test_replicas)}
 
 
 def smoke_check_env(cluster: Cluster, nodes: list[str]) -> dict[str, str]:
-    return {
-        "NODE_ADDRESSES": " ".join(nodes),
-        "NODE_PORT": str(SMOKE_NODE_PORT),
-        "NAMESPACE": SMOKE_NAMESPACE,
-        "DEPLOYMENT": SMOKE_NAME,
-        "REPLICAS": str(cluster.addons.smoke_test_replicas),
-    }
+    """A node check: the smoke NodePort through `nodes` and, for a NodePort Gateway, the Gateway too."""
+    gateway = gateway_probe_env(cluster) if gateway_probed_per_node(cluster) else {}
+    return {"NODE_ADDRESSES": " ".join(nodes), "NODE_PORT": str(SMOKE_NODE_PORT), **_deployment_env(cluster),
+            **gateway}
 
 
-# --- optional: MetalLB and ingress-nginx --------------------------------------------------------
+# --- optional: MetalLB -------------------------------------------------------------------------
 
 METALLB_POOL = "hakube-l2"
+
+
+def metallb_values() -> dict[str, Any]:
+    # L2 (ARP) only: no frr-k8s BGP backend, which 0.16 otherwise installs by default (values.yaml frrk8s).
+    return {"frrk8s": {"enabled": False}}
 
 
 def metallb_pool(cluster: Cluster) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -350,8 +409,145 @@ def metallb_pool(cluster: Cluster) -> tuple[dict[str, Any], dict[str, Any]]:
     return pool, {"ipAddressPools": [METALLB_POOL]}
 
 
-def ingress_values(cluster: Cluster) -> dict[str, Any]:
-    # Without MetalLB a LoadBalancer Service would stay <pending> forever: use NodePorts instead.
-    service_type = "LoadBalancer" if cluster.addons.metallb.enabled else "NodePort"
-    return {"controller": {"service": {"type": service_type}, "ingressClassResource": {"default": True}}}
+# --- optional: Gateway API ---------------------------------------------------------------------
 
+GATEWAY_NAMESPACE = "hakube-gateway"
+GATEWAY_NAME = "hakube"
+GATEWAY_CLASS = "hakube"
+GATEWAY_LISTENER = "http"
+GATEWAY_PORT = 80
+GATEWAY_API_GROUP = "gateway.networking.k8s.io"
+GATEWAY_API = f"{GATEWAY_API_GROUP}/v1"
+
+
+@dataclass(frozen=True)
+class GatewayImplementation:
+    """What differs between the Gateway controllers hakube installs."""
+
+    controller_name: str  # GatewayClass spec.controllerName
+    parameters_api: str  # the kind the GatewayClass's parametersRef names: its apiVersion ...
+    parameters_kind: str  # ... and kind
+    parameters_namespace: str
+    # Where the controller puts the Gateway's Service, and the labels it gives it.
+    service_namespace: str
+    service_labels: Mapping[str, str]
+
+
+GATEWAY_IMPLEMENTATIONS: Mapping[str, GatewayImplementation] = {
+    # charts/gateway-helm values (config.envoyGateway.gateway.controllerName); the EnvoyProxy kind
+    # (api/v1alpha1/envoyproxy_types.go); proxies' Services live in the controller's namespace, labelled
+    # as internal/gatewayapi/translator.go names it.
+    "envoy": GatewayImplementation(
+        "gateway.envoyproxy.io/gatewayclass-controller", "gateway.envoyproxy.io/v1alpha1", "EnvoyProxy",
+        ENVOY_GATEWAY_NAMESPACE, ENVOY_GATEWAY_NAMESPACE,
+        {"gateway.envoyproxy.io/owning-gateway-name": GATEWAY_NAME,
+         "gateway.envoyproxy.io/owning-gateway-namespace": GATEWAY_NAMESPACE}),
+    # Cilium's controller name, CiliumGatewayClassConfig and the label on its cilium-gateway-<name>
+    # Service in the Gateway's namespace, as Cilium's Gateway API documentation and examples use them.
+    "cilium": GatewayImplementation(
+        "io.cilium/gateway-controller", "cilium.io/v2alpha1", "CiliumGatewayClassConfig",
+        GATEWAY_NAMESPACE, GATEWAY_NAMESPACE, {"io.cilium.gateway/owning-gateway": GATEWAY_NAME}),
+}
+
+
+def gateway_implementation(cluster: Cluster) -> str | None:
+    """Which controller serves the Gateway: Cilium's own when it is the CNI, else Envoy Gateway."""
+    if not cluster.addons.gateway.enabled:
+        return None
+    return "cilium" if cluster.addons.cni == "cilium" else "envoy"
+
+
+def _implementation(cluster: Cluster) -> GatewayImplementation:
+    name = gateway_implementation(cluster)
+    if name is None:
+        raise ValueError("addons.gateway is not enabled")
+    return GATEWAY_IMPLEMENTATIONS[name]
+
+
+def gateway_service_type(cluster: Cluster) -> str:
+    # Without MetalLB a LoadBalancer Service would stay <pending> forever: use NodePorts instead.
+    return "LoadBalancer" if cluster.addons.metallb.enabled else "NodePort"
+
+
+def cilium_gateway_values(cluster: Cluster) -> dict[str, Any]:
+    """Cilium's Gateway controller; it needs Cilium's NodePort datapath (or kube-proxy replacement)."""
+    if gateway_implementation(cluster) != "cilium":
+        return {}
+    return {"gatewayAPI": {"enabled": True}, "nodePort": {"enabled": True}}
+
+
+def envoy_gateway_values() -> dict[str, Any]:
+    # The chart's bundled CRDs are the experimental channel in a crds/ directory Helm never upgrades:
+    # hakube installs Gateway API's standard channel and Envoy Gateway's CRDs itself, first.
+    return {"crds": {"enabled": False}}
+
+
+def envoy_gateway_crd_values() -> dict[str, Any]:
+    """gateway-crds-helm: Envoy Gateway's own CRDs only; Gateway API's come from their release."""
+    return {"crds": {"gatewayAPI": {"enabled": False}, "envoyGateway": {"enabled": True}}}
+
+
+def gateway_parameters(cluster: Cluster) -> dict[str, Any]:
+    """The GatewayClass's parameters object: the Service type, and Cluster traffic policy so every
+    node forwards to a proxy (Envoy Gateway defaults to Local, which only nodes running one answer)."""
+    impl = _implementation(cluster)
+    service = {"type": gateway_service_type(cluster), "externalTrafficPolicy": "Cluster"}
+    if impl.parameters_kind == "EnvoyProxy":
+        spec: dict[str, Any] = {"provider": {"type": "Kubernetes", "kubernetes": {"envoyService": service}}}
+    else:
+        spec = {"service": service}
+    return {"apiVersion": impl.parameters_api, "kind": impl.parameters_kind,
+            "metadata": {"name": GATEWAY_CLASS, "namespace": impl.parameters_namespace}, "spec": spec}
+
+
+def gateway_class(cluster: Cluster) -> dict[str, Any]:
+    impl = _implementation(cluster)
+    parameters = gateway_parameters(cluster)
+    ref = {"group": parameters["apiVersion"].split("/")[0], "kind": parameters["kind"],
+           "name": parameters["metadata"]["name"], "namespace": parameters["metadata"]["namespace"]}
+    return {"apiVersion": GATEWAY_API, "kind": "GatewayClass", "metadata": {"name": GATEWAY_CLASS},
+            "spec": {"controllerName": impl.controller_name, "parametersRef": ref}}
+
+
+def gateway() -> dict[str, Any]:
+    """One HTTP listener that HTTPRoutes from any namespace may attach to."""
+    listener = {"name": GATEWAY_LISTENER, "protocol": "HTTP", "port": GATEWAY_PORT,
+                "allowedRoutes": {"namespaces": {"from": "All"}}}
+    return {"apiVersion": GATEWAY_API, "kind": "Gateway",
+            "metadata": {"name": GATEWAY_NAME, "namespace": GATEWAY_NAMESPACE},
+            "spec": {"gatewayClassName": GATEWAY_CLASS, "listeners": [listener]}}
+
+
+def smoke_route() -> dict[str, Any]:
+    """Every path on the Gateway's listener to the smoke Service."""
+    parent = {"group": GATEWAY_API_GROUP, "kind": "Gateway", "name": GATEWAY_NAME, "namespace": GATEWAY_NAMESPACE,
+              "sectionName": GATEWAY_LISTENER}
+    backend = {"name": SMOKE_NAME, "port": smoke_service()["spec"]["ports"][0]["port"]}
+    return {"apiVersion": GATEWAY_API, "kind": "HTTPRoute",
+            "metadata": {"name": SMOKE_NAME, "namespace": SMOKE_NAMESPACE, "labels": SMOKE_LABELS},
+            "spec": {"parentRefs": [parent],
+                     "rules": [{"matches": [{"path": {"type": "PathPrefix", "value": "/"}}],
+                                "backendRefs": [backend]}]}}
+
+
+def gateway_probe_env(cluster: Cluster) -> dict[str, str]:
+    """smoke-check.sh's Gateway probe: at the Gateway's own address when it is a LoadBalancer, else
+    through each checked node at the NodePort of its Service, found by the labels its controller
+    gives it."""
+    env = {"GATEWAY": f"{GATEWAY_NAMESPACE}/{GATEWAY_NAME}", "GATEWAY_PORT": str(GATEWAY_PORT)}
+    if gateway_service_type(cluster) == "LoadBalancer":
+        return env
+    impl = _implementation(cluster)
+    selector = ",".join(f"{key}={value}" for key, value in impl.service_labels.items())
+    return {**env, "GATEWAY_SERVICE_NAMESPACE": impl.service_namespace, "GATEWAY_SERVICE_SELECTOR": selector}
+
+
+def gateway_probed_per_node(cluster: Cluster) -> bool:
+    """A NodePort Gateway is probed by each node's own check (adding a node changes no other check);
+    a LoadBalancer's single address by one check of its own."""
+    return cluster.addons.gateway.enabled and gateway_service_type(cluster) == "NodePort"
+
+
+def gateway_check_env(cluster: Cluster) -> dict[str, str]:
+    """The check of a LoadBalancer Gateway's own address."""
+    return {**_deployment_env(cluster), **gateway_probe_env(cluster)}

@@ -42,6 +42,9 @@ class Record:
     # the resources it was computed from.
     additional_secret_outputs: list[str] = field(default_factory=list)
     property_dependencies: dict[str, list[str]] = field(default_factory=dict)
+    # A remote component (helm.v4.Chart, yaml.v2.ConfigFile): its provider registers its children,
+    # which mocks never see, so the record stands for them.
+    remote: bool = False
 
 
 @dataclass
@@ -116,6 +119,7 @@ class _RecordingMonitor(pmocks.MockMonitor):
             ignore_changes=list(req.ignoreChanges),
             additional_secret_outputs=list(req.additionalSecretOutputs),
             property_dependencies={k: list(v.urns) for k, v in req.propertyDependencies.items()},
+            remote=bool(req.remote),
         )
         with self._lock:
             self.run.records.append(record)

@@ -22,7 +22,8 @@ def resource_table(run: MockRun) -> list[dict[str, Any]]:
         table.append({
             "name": r.name,
             "type": r.type,
-            "custom": r.custom,
+            # A remote component acts too: it is where its unseen children are applied.
+            "custom": r.custom or r.remote,
             "parent": names.get(r.parent) if r.parent else None,
             "dependencies": sorted({names[d] for d in r.dependencies if d in names}),
             "provider": r.provider,

@@ -235,6 +235,7 @@ def clusters(draw: st.DrawFn, max_workers: int = 20) -> dict[str, Any]:
     addons: dict[str, Any] = {}
     _maybe(draw, addons, "cni", draw(st.sampled_from(["calico", "cilium", "flannel"])))
     _maybe(draw, addons, "smokeTest", draw(st.booleans()))
+    _maybe(draw, addons, "gateway", {"enabled": draw(st.booleans())})
     _maybe(draw, cluster, "addons", addons)
     return cluster
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import shlex
 from functools import cache
 from typing import Any
 
@@ -17,7 +18,7 @@ from configs import addons as cfg
 from dryrun.mockrun import MockRun, Record, is_secret, run_function
 from dryrun.plan import resource_table, waves
 from tests.mockgraph import stack_cluster
-from topology import load_cluster
+from topology import TopologyError, load_cluster
 from topology.model import NODEPORT_RANGE
 
 KUBECONFIG = "apiVersion: v1\nkind: Config\nusers: [{name: admin, user: {token: not-a-real-token}}]\n"
@@ -79,7 +80,9 @@ def waits_for(r: MockRun, name: str) -> set[str]:
     return seen
 
 
-EVERYTHING = {"metallb": {"enabled": True, "addresses": POOL}, "ingress": True}
+METALLB = {"enabled": True, "addresses": POOL}
+GATEWAY = {"enabled": True}
+EVERYTHING = {"metallb": METALLB, "gateway": GATEWAY}
 
 
 @pytest.mark.parametrize("addons", [{}, EVERYTHING], ids=["default", "everything"])
@@ -141,7 +144,8 @@ def test_cni_values_follow_a_changed_pod_cidr(cni: str) -> None:
 
 
 def test_chart_versions_pinned_exactly() -> None:
-    for chart in [*cfg.CNI_CHARTS.values(), cfg.METALLB_CHART, cfg.INGRESS_CHART]:
+    for chart in [*cfg.CNI_CHARTS.values(), cfg.CALICO_CRD_CHART, cfg.METALLB_CHART, cfg.ENVOY_GATEWAY_CHART,
+                  cfg.ENVOY_GATEWAY_CRD_CHART]:
         assert chart.version.lstrip("v").count(".") == 2 and "*" not in chart.version and "^" not in chart.version
     assert ":latest" not in cfg.SMOKE_IMAGE and cfg.SMOKE_IMAGE.rsplit(":", 1)[1][0].isdigit()
 
@@ -234,16 +238,21 @@ def test_the_oldest_supported_minor_gets_the_policy_too() -> None:
     assert "addon-cni" in names and "addon-smoke-deployment" in names
 
 
-def test_metallb_and_ingress_off_by_default() -> None:
-    names = set(by_name(run()))
-    assert not {n for n in names if "metallb" in n or "ingress" in n}
+def test_metallb_and_gateway_off_by_default() -> None:
+    data = copy.deepcopy(stack_cluster("dev"))
+    data["addons"] = {"cni": "calico"}
+    cluster = load_cluster(data)
+    assert not cluster.addons.metallb.enabled and not cluster.addons.gateway.enabled
+    names = set(by_name(run(metallb={"enabled": False}, gateway={"enabled": False})))
+    assert not {n for n in names if "metallb" in n or "gateway" in n or "route" in n}
 
 
-def test_metallb_pool_and_ingress_when_enabled() -> None:
-    r = run(**EVERYTHING)
+def test_metallb_pool_when_enabled() -> None:
+    r = run(metallb=METALLB)
     records = by_name(r)
     release = records["addon-metallb"]
     assert (release.inputs["chart"], release.inputs["version"]) == (cfg.METALLB_CHART.name, cfg.METALLB_CHART.version)
+    assert release.inputs["values"]["frrk8s"]["enabled"] is False  # L2 only: no BGP daemons
     pool, l2 = records["addon-metallb-pool"], records["addon-metallb-l2"]
     assert pool.type == "kubernetes:metallb.io/v1beta1:IPAddressPool"
     assert pool.inputs["spec"]["addresses"] == POOL
@@ -252,15 +261,7 @@ def test_metallb_pool_and_ingress_when_enabled() -> None:
     # The pool's kinds are the chart's CRDs.
     assert "addon-metallb" in waits_for(r, pool.name) and "addon-metallb" in waits_for(r, l2.name)
     assert {"addon-cni"} <= waits_for(r, release.name)
-    ingress = records["addon-ingress-nginx"]
-    assert ingress.inputs["values"]["controller"]["service"]["type"] == "LoadBalancer"
-    assert "addon-metallb-l2" in waits_for(r, ingress.name)
     assert "metallb-system" in json.dumps(records["addon-isolation-policy"].inputs["spec"]["variables"])
-
-
-def test_ingress_without_metallb_uses_node_ports() -> None:
-    ingress = by_name(run(ingress=True))["addon-ingress-nginx"]
-    assert ingress.inputs["values"]["controller"]["service"]["type"] == "NodePort"
 
 
 def test_plan_steps_put_every_add_on_after_the_control_plane() -> None:
@@ -270,3 +271,195 @@ def test_plan_steps_put_every_add_on_after_the_control_plane() -> None:
     for rec in [*in_cluster(r), by_name(r)["w1-smoke-check"]]:
         assert step_of[rec.name] > step_of[JOIN], rec.name
     assert step_of["w1-smoke-check"] > step_of["addon-smoke-deployment"] > step_of["addon-cni"]
+
+
+def _steps(r: MockRun) -> dict[str, int]:
+    return {row["name"]: i for i, step in enumerate(waves(resource_table(r))) for row in step}
+
+
+def _env(command: str) -> dict[str, str]:
+    """The NAME=value words of a run_script command line, before `bash -c`."""
+    words = shlex.split(command.split(" bash -c ", 1)[0])
+    return dict(word.split("=", 1) for word in words if "=" in word)
+
+
+# --- Calico: the CRD chart first -------------------------------------------------------------
+
+def test_calico_crd_chart_is_applied_before_the_operator() -> None:
+    r = run(cni="calico")
+    records = by_name(r)
+    crds, operator = records["addon-calico-crds"], records["addon-cni"]
+    # helm.v4.Chart: the provider renders it and applies every CRD itself, server-side.
+    assert crds.type == "kubernetes:helm.sh/v4:Chart" and crds.remote and crds.provider == "k8s"
+    assert (crds.inputs["chart"], crds.inputs["version"], crds.inputs["repositoryOpts"]["repo"]) == (
+        "crd.projectcalico.org.v1", "v3.32.1", "https://docs.tigera.io/calico/charts")
+    assert (operator.inputs["chart"], operator.inputs["version"]) == ("tigera-operator", "v3.32.1")
+    assert crds.urn in operator.dependencies
+    assert operator.inputs["values"]["manageCRDs"] is False  # one owner for the CRDs: the CRD chart
+    steps = _steps(r)
+    assert steps["addon-calico-crds"] < steps["addon-cni"] < steps["addon-smoke-deployment"]
+
+
+@pytest.mark.parametrize("cni", ["cilium", "flannel"])
+def test_only_calico_has_a_crd_chart(cni: str) -> None:
+    records = by_name(run(cni=cni))
+    assert "addon-calico-crds" not in records
+    assert "manageCRDs" not in records["addon-cni"].inputs["values"]
+
+
+# --- Gateway API -------------------------------------------------------------------------------
+
+def test_gateway_api_crds_come_from_the_standard_release_manifest() -> None:
+    crds = by_name(run(gateway=GATEWAY))["addon-gateway-api-crds"]
+    assert crds.type == "kubernetes:yaml/v2:ConfigFile" and crds.remote and crds.provider == "k8s"
+    assert crds.inputs["file"] == (
+        "https://github.com/kubernetes-sigs/gateway-api/releases/download/v1.6.1/standard-install.yaml")
+
+
+def test_envoy_gateway_installs_its_crds_then_itself_then_class_gateway_and_route() -> None:
+    r = run(gateway=GATEWAY)
+    records = by_name(r)
+    crd_chart, controller = records["addon-envoy-gateway-crds"], records["addon-envoy-gateway"]
+    assert crd_chart.type == "kubernetes:helm.sh/v4:Chart"
+    assert (crd_chart.inputs["chart"], crd_chart.inputs["version"]) == (
+        "oci://docker.io/envoyproxy/gateway-crds-helm", "v1.9.0")
+    assert crd_chart.inputs["values"]["crds"] == {"gatewayAPI": {"enabled": False}, "envoyGateway": {"enabled": True}}
+    assert controller.type == "kubernetes:helm.sh/v3:Release"
+    assert (controller.inputs["chart"], controller.inputs["version"]) == (
+        "oci://docker.io/envoyproxy/gateway-helm", "v1.9.0")
+    assert "repositoryOpts" not in controller.inputs  # an OCI reference names its registry itself
+    assert controller.inputs["values"]["crds"]["enabled"] is False
+    assert controller.inputs["namespace"] == "envoy-gateway-system"
+    assert {"addon-gateway-api-crds", "addon-envoy-gateway-crds", "addon-cni"} <= waits_for(r, controller.name)
+
+    parameters, gateway_class = records["addon-gateway-parameters"], records["addon-gatewayclass"]
+    assert parameters.type == "kubernetes:gateway.envoyproxy.io/v1alpha1:EnvoyProxy"
+    assert parameters.inputs["metadata"] == {"name": "hakube", "namespace": "envoy-gateway-system"}
+    assert parameters.inputs["spec"]["provider"]["kubernetes"]["envoyService"] == {
+        "type": "NodePort", "externalTrafficPolicy": "Cluster"}
+    assert gateway_class.type == "kubernetes:gateway.networking.k8s.io/v1:GatewayClass"
+    assert gateway_class.inputs["spec"] == {
+        "controllerName": "gateway.envoyproxy.io/gatewayclass-controller",
+        "parametersRef": {"group": "gateway.envoyproxy.io", "kind": "EnvoyProxy", "name": "hakube",
+                          "namespace": "envoy-gateway-system"}}
+    assert {"addon-envoy-gateway", "addon-gateway-parameters"} <= waits_for(r, gateway_class.name)
+
+    gateway, route = records["addon-gateway"], records["addon-smoke-route"]
+    assert gateway.type == "kubernetes:gateway.networking.k8s.io/v1:Gateway"
+    assert gateway.inputs["metadata"] == {"name": "hakube", "namespace": "hakube-gateway"}
+    (listener,) = gateway.inputs["spec"]["listeners"]
+    assert gateway.inputs["spec"]["gatewayClassName"] == gateway_class.inputs["metadata"]["name"]
+    assert (listener["protocol"], listener["port"], listener["allowedRoutes"]["namespaces"]["from"]) == (
+        "HTTP", 80, "All")
+    assert route.type == "kubernetes:gateway.networking.k8s.io/v1:HTTPRoute"
+    assert route.inputs["metadata"]["namespace"] == cfg.SMOKE_NAMESPACE
+    (parent,) = route.inputs["spec"]["parentRefs"]
+    assert (parent["name"], parent["namespace"], parent["sectionName"]) == ("hakube", "hakube-gateway", "http")
+    (rule,) = route.inputs["spec"]["rules"]
+    service = records["addon-smoke-service"].inputs
+    assert rule["backendRefs"] == [{"name": service["metadata"]["name"], "port": service["spec"]["ports"][0]["port"]}]
+    assert {"addon-gateway", "addon-smoke-service"} <= waits_for(r, route.name)
+    labels = records["addon-ns-envoy-gateway-system"].inputs["metadata"]["labels"]
+    assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
+    steps = _steps(r)
+    assert (steps["addon-gateway-api-crds"] < steps["addon-envoy-gateway"] < steps["addon-gatewayclass"]
+            < steps["addon-gateway"] < steps["addon-smoke-route"] < steps["w1-smoke-check"])
+
+
+def test_without_metallb_each_node_check_also_goes_through_the_gateways_node_port() -> None:
+    r = run(gateway=GATEWAY)
+    records = by_name(r)
+    assert "addon-gateway-smoke-check" not in records  # the node checks do it: a new node changes no other
+    check = records["w2-smoke-check"]
+    env = _env(check.inputs["create"])
+    assert env["GATEWAY"] == "hakube-gateway/hakube" and env["GATEWAY_PORT"] == "80"
+    assert env["GATEWAY_SERVICE_NAMESPACE"] == "envoy-gateway-system"
+    assert env["GATEWAY_SERVICE_SELECTOR"] == (
+        "gateway.envoyproxy.io/owning-gateway-name=hakube,gateway.envoyproxy.io/owning-gateway-namespace=hakube-gateway")
+    assert env["NODE_ADDRESSES"] == "w2=198.18.0.42" and env["NODE_PORT"] == str(cfg.SMOKE_NODE_PORT)
+    assert {"addon-smoke-route", "addon-smoke-deployment", "w2-join"} <= waits_for(r, check.name)
+    # The route is part of what is checked: changing it re-runs the checks.
+    without = by_name(run(gateway={"enabled": False}))["w2-smoke-check"]
+    assert check.inputs["triggers"] != without.inputs["triggers"]
+    assert "GATEWAY" not in _env(without.inputs["create"])
+
+
+def test_with_metallb_the_gateway_is_a_load_balancer_and_one_check_uses_its_address() -> None:
+    r = run(gateway=GATEWAY, metallb=METALLB)
+    records = by_name(r)
+    service = records["addon-gateway-parameters"].inputs["spec"]["provider"]["kubernetes"]["envoyService"]
+    assert service["type"] == "LoadBalancer"
+    # The address comes from the pool: the Gateway (and so its Service) waits for it to be announced.
+    assert {"addon-metallb-pool", "addon-metallb-l2"} <= waits_for(r, "addon-gateway")
+    check = records["addon-gateway-smoke-check"]
+    assert check.type == "command:remote:Command" and is_secret(check.inputs["connection"])
+    assert check.parent == records["addons"].urn
+    env = _env(check.inputs["create"])
+    assert env["GATEWAY"] == "hakube-gateway/hakube" and env["GATEWAY_PORT"] == "80"
+    assert env["DEPLOYMENT"] == cfg.SMOKE_NAME
+    assert not {"NODE_ADDRESSES", "NODE_PORT", "GATEWAY_SERVICE_SELECTOR"} & set(env)
+    assert {"addon-smoke-route", "addon-smoke-deployment", "addon-gateway"} <= waits_for(r, check.name)
+    assert "GATEWAY" not in _env(records["w1-smoke-check"].inputs["create"])
+    assert _steps(r)["addon-gateway-smoke-check"] > _steps(r)["addon-smoke-route"]
+
+
+@pytest.mark.parametrize("metallb", [False, True], ids=["nodeport", "loadbalancer"])
+def test_cilium_serves_the_gateway_itself(metallb: bool) -> None:
+    r = run(cni="cilium", gateway=GATEWAY, **({"metallb": METALLB} if metallb else {}))
+    records = by_name(r)
+    assert not {n for n in records if "envoy" in n}
+    values = records["addon-cni"].inputs["values"]
+    assert values["gatewayAPI"] == {"enabled": True} and values["nodePort"] == {"enabled": True}
+    # Cilium's operator decides at start whether to run its Gateway controller: CRDs first.
+    assert "addon-gateway-api-crds" in waits_for(r, "addon-cni")
+    parameters = records["addon-gateway-parameters"]
+    assert parameters.type == "kubernetes:cilium.io/v2alpha1:CiliumGatewayClassConfig"
+    assert parameters.inputs["metadata"]["namespace"] == "hakube-gateway"
+    assert parameters.inputs["spec"]["service"]["type"] == ("LoadBalancer" if metallb else "NodePort")
+    spec = records["addon-gatewayclass"].inputs["spec"]
+    assert spec["controllerName"] == "io.cilium/gateway-controller"
+    assert spec["parametersRef"]["kind"] == "CiliumGatewayClassConfig"
+    assert {"addon-cni", "addon-gateway-parameters"} <= waits_for(r, "addon-gatewayclass")
+    if metallb:
+        assert "GATEWAY_SERVICE_SELECTOR" not in _env(records["addon-gateway-smoke-check"].inputs["create"])
+    else:
+        env = _env(records["w1-smoke-check"].inputs["create"])
+        assert (env["GATEWAY_SERVICE_NAMESPACE"], env["GATEWAY_SERVICE_SELECTOR"]) == (
+            "hakube-gateway", "io.cilium.gateway/owning-gateway=hakube")
+
+
+def test_cilium_without_gateway_keeps_its_plain_values() -> None:
+    values = by_name(run(cni="cilium", gateway={"enabled": False}))["addon-cni"].inputs["values"]
+    assert "gatewayAPI" not in values and "nodePort" not in values
+
+
+def test_gateway_without_smoke_test_has_no_route_or_check() -> None:
+    names = set(by_name(run(gateway=GATEWAY, metallb=METALLB, smokeTest=False)))
+    assert {"addon-gateway", "addon-gatewayclass", "addon-gateway-api-crds"} <= names
+    assert not {n for n in names if "smoke" in n}
+
+
+def test_smoke_summary_carries_the_gateway_probe() -> None:
+    def node(name: str) -> str:
+        return json.dumps({"ok": True, "nodePort": 30080, "nodes": [{"name": name, "status": 200}],
+                           "gateway": {"name": "hakube-gateway/hakube", "port": 31080,
+                                       "targets": [{"name": name, "status": 200}]}})
+
+    summary = json.loads(cfg.smoke_summary([node("w1"), node("w2")]))
+    assert summary["ok"] is True and [n["name"] for n in summary["nodes"]] == ["w1", "w2"]
+    assert summary["gateway"]["port"] == 31080
+    assert [t["name"] for t in summary["gateway"]["targets"]] == ["w1", "w2"]
+    assert json.loads(cfg.smoke_summary([node("w1"), ""]))["ok"] is False  # a check that printed nothing
+    assert "gateway" not in json.loads(cfg.smoke_summary([json.dumps({"ok": True, "nodes": []})]))
+
+
+# --- addons.ingress is gone --------------------------------------------------------------------
+
+@pytest.mark.parametrize("value", [True, False, {"enabled": True}])
+def test_ingress_is_refused_by_path_with_the_way_on(value: object) -> None:
+    data = copy.deepcopy(stack_cluster("dev"))
+    data["addons"]["ingress"] = value
+    with pytest.raises(TopologyError) as refused:
+        load_cluster(data)
+    assert refused.value.lines == [
+        "hakube:cluster.addons.ingress: ingress-nginx is retired (March 2026, no further fixes); use addons.gateway"]

@@ -272,7 +272,7 @@ def _netns_with(interfaces: set[str]) -> Iterator[str]:
     subprocess.run(["ip", "netns", "add", name], check=True, timeout=10)
     try:
         for i, interface in enumerate(sorted(interfaces)):
-            # `name` and `dev` spelled out: ip reads a bare "a" as its `address` keyword.
+            # `name`/`dev` spelled out: ip reads a bare "a" or "addr" as its own `address` keyword.
             subprocess.run(["ip", "-n", name, "link", "add", "name", interface, "type", "veth", "peer", "name",
                             f"hkpeer{i}"], check=True, timeout=10)
             subprocess.run(["ip", "-n", name, "link", "set", "dev", interface, "up"], check=True, timeout=10)

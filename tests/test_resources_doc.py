@@ -99,7 +99,7 @@ def every_addon_graph() -> Graph:
     # Every optional add-on on, so their rows are checked too.
     cluster = cluster_copy("dev")
     cluster["addons"]["metallb"] = {"enabled": True, "addresses": ["198.18.0.200/29"]}
-    cluster["addons"]["ingress"] = True
+    cluster["addons"]["gateway"] = {"enabled": True}
     return graph(cluster, "dev")
 
 

@@ -95,7 +95,12 @@ def test_too_few_ready_replicas_fails_before_probing(tmp_path: Path) -> None:
     ({"NODE_ADDRESSES": ""}, "NODE_ADDRESSES"),
     ({"NODE_ADDRESSES": 'w1=198.18.0.41"}'}, "bad node entry"),
     ({"NODE_PORT": "80a"}, "not a port number"),
+    ({"NODE_PORT": ""}, "set NODE_PORT, GATEWAY or both"),
     ({"ATTEMPTS": "0"}, "not a count"),
+    ({"GATEWAY": "hakube"}, "is not namespace/name"),
+    ({"GATEWAY": "hakube-gateway/hakube"}, "GATEWAY_PORT= is not a port number"),
+    ({"GATEWAY": "hakube-gateway/hakube", "GATEWAY_PORT": "80", "GATEWAY_SERVICE_NAMESPACE": "x",
+      "GATEWAY_SERVICE_SELECTOR": "a=b;reboot"}, "is not a label selector"),
 ])
 def test_bad_input_refused(tmp_path: Path, env: dict[str, str], message: str) -> None:
     host = _host(tmp_path)
@@ -103,6 +108,96 @@ def test_bad_input_refused(tmp_path: Path, env: dict[str, str], message: str) ->
     assert result.returncode != 0
     assert message in result.stderr
     assert host.calls("curl") == []
+
+
+GATEWAY = "hakube-gateway/hakube"
+GATEWAY_ADDRESS = "198.18.0.200"
+GATEWAY_NODE_PORT = 31080
+
+
+def _gateway_host(tmp_path: Path, address: str = GATEWAY_ADDRESS, dead: tuple[str, ...] = ()) -> ScratchHost:
+    """kubectl answers like an API with the Gateway's status address and its Service's NodePort;
+    curl answers 200 except at `dead` addresses."""
+    host = _host(tmp_path, dead=dead)
+    host.shim("kubectl", f'case "$*" in *" get deployment "*) printf 1;; *" get gateway "*) printf "{address}";;'
+                         f' *" get service "*) printf {GATEWAY_NODE_PORT};; esac')
+    return host
+
+
+def _gateway_env(**extra: str) -> dict[str, str]:
+    return {"GATEWAY": GATEWAY, "GATEWAY_PORT": "80", "NAMESPACE": "hakube-smoke", "DEPLOYMENT": "hakube-smoke",
+            "REPLICAS": "1", **FAST, **extra}
+
+
+@pytest.mark.tool("bash")
+def test_gateway_answers_at_the_address_in_its_status(tmp_path: Path) -> None:
+    host = _gateway_host(tmp_path)
+    result = host.run(SCRIPT, env=_gateway_env())
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["ok"] is True and summary["nodes"] == [] and "nodePort" not in summary
+    assert summary["gateway"] == {"name": GATEWAY, "port": 80, "targets": [
+        {"name": "hakube", "address": GATEWAY_ADDRESS, "status": 200, "attempts": 1}]}
+    assert [call[-1] for call in host.calls("curl")] == [f"http://{GATEWAY_ADDRESS}:80/"]
+    gateway_reads = [call for call in host.calls("kubectl") if "gateway" in call]
+    assert gateway_reads and gateway_reads[0][3:7] == ["-n", "hakube-gateway", "get", "gateway"]
+    assert "jsonpath={.status.addresses[0].value}" in gateway_reads[0][-1]
+
+
+@pytest.mark.tool("bash")
+def test_gateway_node_port_is_probed_through_every_node(tmp_path: Path) -> None:
+    host = _gateway_host(tmp_path, dead=("198.18.0.42",))
+    env = _gateway_env(NODE_ADDRESSES=NODES, GATEWAY_SERVICE_NAMESPACE="envoy-gateway-system",
+                       GATEWAY_SERVICE_SELECTOR="gateway.envoyproxy.io/owning-gateway-name=hakube")
+    result = host.run(SCRIPT, env=env, timeout=30)
+    assert result.returncode == 1 and result.stdout == ""
+    assert (f"gateway {GATEWAY} through node w2 (198.18.0.42): http://198.18.0.42:{GATEWAY_NODE_PORT}/ gave no"
+            " HTTP 200 in 3 attempts") in result.stderr
+    assert "w1" not in result.stderr
+    urls = [call[-1] for call in host.calls("curl")]
+    assert urls.count(f"http://198.18.0.41:{GATEWAY_NODE_PORT}/") == 1
+    assert urls.count(f"http://198.18.0.42:{GATEWAY_NODE_PORT}/") == 3
+    (service_read,) = [call for call in host.calls("kubectl") if "service" in call]
+    assert service_read[3:8] == ["-n", "envoy-gateway-system", "get", "service", "-l"]
+    assert "ports[?(@.port==80)].nodePort" in service_read[-1]
+
+
+@pytest.mark.tool("bash")
+def test_gateway_node_ports_answering_everywhere_are_summarised(tmp_path: Path) -> None:
+    host = _gateway_host(tmp_path)
+    env = _gateway_env(NODE_ADDRESSES=NODES, GATEWAY_SERVICE_NAMESPACE="hakube-gateway",
+                       GATEWAY_SERVICE_SELECTOR="io.cilium.gateway/owning-gateway=hakube")
+    result = host.run(SCRIPT, env=env)
+    assert result.returncode == 0, result.stderr
+    gateway = json.loads(result.stdout)["gateway"]
+    assert gateway["port"] == GATEWAY_NODE_PORT
+    assert [(t["name"], t["address"], t["status"]) for t in gateway["targets"]] == [
+        ("w1", "198.18.0.41", 200), ("w2", "198.18.0.42", 200), ("cp1", "198.18.0.21", 200)]
+
+
+@pytest.mark.tool("bash")
+def test_a_gateway_without_an_address_fails_after_bounded_reads(tmp_path: Path) -> None:
+    host = _gateway_host(tmp_path, address="")
+    started = time.monotonic()
+    result = host.run(SCRIPT, env=_gateway_env(), timeout=30)
+    assert result.returncode == 1
+    assert f"gateway {GATEWAY} has no address in its status after 3 attempts" in result.stderr
+    assert len([call for call in host.calls("kubectl") if "gateway" in call]) == 3
+    assert host.calls("curl") == []
+    assert time.monotonic() - started < 10
+
+
+def test_gateway_env_from_config() -> None:
+    data = stack_cluster("dev") | {"addons": {"gateway": {"enabled": True}}}
+    env = cfg.smoke_check_env(load_cluster(data), ["w1=198.18.0.41"])
+    assert env["GATEWAY"] == f"{cfg.GATEWAY_NAMESPACE}/{cfg.GATEWAY_NAME}"
+    assert env["GATEWAY_PORT"] == str(cfg.GATEWAY_PORT)
+    assert env["GATEWAY_SERVICE_NAMESPACE"] == cfg.ENVOY_GATEWAY_NAMESPACE
+    assert env["NODE_ADDRESSES"] == "w1=198.18.0.41" and env["NODE_PORT"] == str(cfg.SMOKE_NODE_PORT)
+    lb = load_cluster(data | {"addons": {"gateway": {"enabled": True},
+                                         "metallb": {"enabled": True, "addresses": ["198.18.0.200/29"]}}})
+    assert "GATEWAY" not in cfg.smoke_check_env(lb, ["w1=198.18.0.41"])
+    assert set(cfg.gateway_check_env(lb)) == {"GATEWAY", "GATEWAY_PORT", "NAMESPACE", "DEPLOYMENT", "REPLICAS"}
 
 
 def test_env_from_config_names_the_given_nodes() -> None:

@@ -38,12 +38,13 @@ def rows(model: type[BaseModel] = Cluster, prefix: str = "") -> list[tuple[str, 
         key = f"{prefix}{info.alias or name}"
         sub, is_list = _submodel(info.annotation)
         required = info.default is PydanticUndefined and info.default_factory is None
+        # A removed key stays in the model only to be refused with its reason (e.g. addons.ingress).
+        need = "removed" if info.deprecated else "required" if required else "optional"
         if sub is not None:
-            out.append((key + ("[]" if is_list else ""), "required" if required else "optional",
-                        info.description or ""))
+            out.append((key + ("[]" if is_list else ""), need, info.description or ""))
             out.extend(rows(sub, key + ("[]." if is_list else ".")))
         else:
-            out.append((key, "required" if required else "optional", info.description or ""))
+            out.append((key, need, info.description or ""))
     return out
 
 
