@@ -82,11 +82,7 @@ class Addons(Component):
         # An existing namespace (default): server-side apply adds hakube's labels, keeps the rest.
         return k8s.core.v1.NamespacePatch(f"addon-ns-{ns.name}", metadata=meta, opts=self._opts())
 
-    def _isolation_policy(self) -> pulumi.CustomResource | None:
-        if not cfg.admission_policy_enabled(self.cluster):
-            pulumi.log.warn(f"Kubernetes 1.{self.cluster.minor}: ValidatingAdmissionPolicy v1 needs 1.30+;"
-                            " the control-plane isolation policy is not installed", self)
-            return None
+    def _isolation_policy(self) -> pulumi.CustomResource:
         policy = k8s.admissionregistration.v1.ValidatingAdmissionPolicy(
             "addon-isolation-policy", metadata={"name": cfg.ISOLATION_POLICY_NAME},
             spec=cfg.isolation_policy_spec(self.cluster), opts=self._opts(),

@@ -181,8 +181,8 @@ def namespace_manifest(ns: Namespace) -> dict[str, Any]:
 # --- control-plane isolation: ValidatingAdmissionPolicy and its Python twin ---------------------
 
 ISOLATION_POLICY_NAME = "hakube-control-plane-isolation"
-# admissionregistration.k8s.io/v1 ValidatingAdmissionPolicy is GA (on by default) from 1.30.
-ADMISSION_POLICY_FROM_MINOR = 30
+# admissionregistration.k8s.io/v1 ValidatingAdmissionPolicy is GA (on by default) from 1.30, so on
+# every supported minor (topology/versions.py).
 
 # The CEL sticks to what both Kubernetes and cel-python evaluate: has(), exists(), map(), `in`,
 # ternaries, list concatenation (no optional `?.` syntax). `object` is dyn at admission time, so
@@ -249,10 +249,6 @@ def isolation_variables(system: Collection[str]) -> list[dict[str, str]]:
         {"name": "toleratesControlPlane", "expression": TOLERATES_EXPRESSION},
         {"name": "selectsControlPlane", "expression": SELECTS_EXPRESSION},
     ]
-
-
-def admission_policy_enabled(cluster: Cluster) -> bool:
-    return cluster.minor >= ADMISSION_POLICY_FROM_MINOR
 
 
 def isolation_policy_spec(cluster: Cluster) -> dict[str, Any]:
