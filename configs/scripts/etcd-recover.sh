@@ -73,6 +73,21 @@ check_peer_url() {
     fail "this node's etcd manifest advertises $advertised, but the plan adds it at $PEER_URL"
 }
 
+# etcd refuses a member add for a few seconds after a member started ("unhealthy cluster"): retried.
+add_member() {
+  local out
+  if out="$(etcdctl member add "$MEMBER_NAME" --peer-urls="$PEER_URL" 2>&1)"; then
+    return 0
+  fi
+  case "$out" in
+    *"unhealthy cluster"*)
+      log "member add refused (unhealthy cluster: a member started recently); trying again"
+      return 1
+      ;;
+    *) fail "etcdctl member add $MEMBER_NAME failed: $out" ;;
+  esac
+}
+
 case "$STEP" in
   stop-member)
     stop_etcd
@@ -106,8 +121,7 @@ case "$STEP" in
     if awk -F', ' -v url="$PEER_URL" '$4 == url { found = 1 } END { exit !found }' <<<"$listed"; then
       log "$PEER_URL is a member already"
     else
-      etcdctl member add "$MEMBER_NAME" --peer-urls="$PEER_URL" >/dev/null ||
-        fail "etcdctl member add $MEMBER_NAME failed"
+      wait_until "etcd to accept $MEMBER_NAME as a member" add_member
       log "added $MEMBER_NAME at $PEER_URL"
     fi
     ;;
