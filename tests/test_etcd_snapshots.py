@@ -456,3 +456,18 @@ def test_a_snapshot_that_fails_its_status_check_is_kept_aside_and_fails_the_run(
     assert "etcdutl not found (etcd 3.4)" in result.stderr
     kept = [p.name for p in (host.root / etcd.SNAPSHOT_DIR.lstrip("/")).iterdir() if not p.name.startswith(".")]
     assert len(kept) == 1 and kept[0].startswith("dev-cp1-") and kept[0].endswith("-pre-upgrade.db.bad"), kept
+
+
+def test_dry_run_refuses_a_bad_snapshot_setting_with_exit_2_and_writes_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "Pulumi.bad.yaml"
+    path.write_text(yaml.safe_dump({"config": {ROOT: _with_snapshots("dev", schedule="every day", keep=0)}}))
+    out = tmp_path / "out"
+    run = subprocess.run([str(REPO / ".venv/bin/python"), "-m", "dryrun", "--config", str(path), "--out", str(out)],
+                         cwd=REPO, capture_output=True, text=True, timeout=120, check=False)
+    assert run.returncode == 2 and not out.exists()
+    assert run.stderr.splitlines() == [
+        f"{ROOT}.etcd.snapshots.schedule: 'every day' is neither a systemd calendar event (e.g. '*-*-* 00/12:00:00',"
+        " 'daily', 'Mon *-*-* 03:00') nor an interval (e.g. '12h', '1h 30min')",
+        f"{ROOT}.etcd.snapshots.keep: Input should be greater than or equal to 1",
+        f"{path}: 2 problem(s); nothing written",
+    ]
