@@ -6,6 +6,7 @@ import pulumi
 
 from components.addons import Addons, SmokeTarget
 from components.base import Component
+from components.etcd import EtcdSnapshots
 from components.hypervisor import ControlPlaneVm, HypervisorHost
 from components.kubeadm import KubeadmCluster
 from components.loadbalancer import LoadBalancerPair
@@ -20,7 +21,7 @@ class HakubeCluster(Component):
     """Root component: hosts first, then the API endpoint, then kubeadm, then add-ons."""
 
     def __init__(self, cluster: Cluster, ssh_private_key: pulumi.Output[str], roles: Bootstrap | None = None,
-                 previous_version: str | None = None) -> None:
+                 previous_version: str | None = None, etcd_backup_key: pulumi.Output[str] | None = None) -> None:
         props = {
             "name": cluster.name, "profile": cluster.profile, "kubernetesVersion": cluster.kubernetes_version,
             "controlPlaneCount": len(cluster.control_plane.nodes),
@@ -62,9 +63,11 @@ class HakubeCluster(Component):
                    for name, node in self.nodes.items()]
         self.addons = Addons(cluster, self.kubeconfig, [self.kubeadm.last_control_plane],
                              self.nodes[first.name].host, targets, child)
+        # etcd snapshots on every control-plane node once its member exists (components/etcd.py).
+        self.etcd_snapshots = EtcdSnapshots(cluster, self.nodes, self.kubeadm.members, etcd_backup_key, opts=child)
         # Version changes and certificate renewal, each node once it has joined (components/upgrade.py).
         self.upgrades = Upgrades(cluster, self.nodes, lb_hosts, joined=self.kubeadm.members,
-                                 previous_version=previous_version)
+                                 previous_version=previous_version, snapshots=self.etcd_snapshots)
         self.finish()
 
     def host(self, name: str, address: str) -> Host:

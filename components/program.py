@@ -8,7 +8,7 @@ import pulumi
 
 from components.cluster import HakubeCluster
 from components.previous import previous_outputs
-from topology import TopologyError, load_cluster
+from topology import Cluster, TopologyError, load_cluster
 from topology.bootstrap import bootstrap_roles
 from topology.bootstrap import outputs as bootstrap_outputs
 from topology.upgrade import refuse_bad_upgrade
@@ -24,7 +24,8 @@ def run(config: pulumi.Config) -> HakubeCluster:
         # Refuse before any resource is registered, one path-named line per problem, no traceback.
         raise pulumi.RunError("invalid stack configuration:\n" + "\n".join(err.lines)) from None
     key = config.require_secret("sshPrivateKey")
-    built = HakubeCluster(cluster, key, roles, previous_version=previous_version(previous))
+    built = HakubeCluster(cluster, key, roles, previous_version=previous_version(previous),
+                          etcd_backup_key=etcd_backup_key(config, cluster))
     # Read back by the next deployment (topology/bootstrap.py): which node ran init, which is first.
     for name, value in bootstrap_outputs(cluster, roles).items():
         pulumi.export(name, value)
@@ -42,3 +43,21 @@ def previous_version(previous: dict[str, Any]) -> str | None:
     None on a first deployment."""
     value = previous.get("kubernetesVersion")
     return str(value) if value else None
+
+
+# The key etcd-snapshot.sh copies snapshots off the nodes with: a key of its own (the target
+# authorizes only it), never hakube:sshPrivateKey, which would give every control-plane node root
+# on every host.
+ETCD_BACKUP_KEY = "etcdBackupSshKey"
+
+
+def etcd_backup_key(config: pulumi.Config, cluster: Cluster) -> pulumi.Output[str] | None:
+    """hakube:etcdBackupSshKey when the stack names a backup target (then it is required)."""
+    if cluster.etcd.snapshots.target is None:
+        return None
+    key = config.get_secret(ETCD_BACKUP_KEY)
+    if key is None:
+        raise pulumi.RunError(f"invalid stack configuration:\nhakube:{ETCD_BACKUP_KEY}: required when"
+                              " hakube:cluster.etcd.snapshots.target is set (pulumi config set --secret"
+                              f" hakube:{ETCD_BACKUP_KEY} < the private key the target authorizes)")
+    return key

@@ -16,6 +16,7 @@ from typing import Any
 
 import pulumi
 
+from components.etcd import EtcdSnapshots
 from components.node import Node
 from components.remote import Host, run_script
 from configs import containerd, upgrade
@@ -34,8 +35,10 @@ class Upgrades:
     """Wires the upgrade and certificate steps onto the nodes; holds no resource of its own."""
 
     def __init__(self, cluster: Cluster, nodes: Mapping[str, Node], lb_hosts: Mapping[str, Host], *,
-                 joined: Mapping[str, pulumi.Resource], previous_version: str | None = None) -> None:
+                 joined: Mapping[str, pulumi.Resource], previous_version: str | None = None,
+                 snapshots: EtcdSnapshots | None = None) -> None:
         self.cluster = cluster
+        self.snapshots = snapshots
         self.nodes = nodes
         self.lb_hosts = lb_hosts
         self.admin_host = nodes[cluster.first_control_plane.name].host
@@ -81,10 +84,13 @@ class Upgrades:
 
     def _control_plane(self, name: str, role: str, before: Sequence[pulumi.Resource],
                        version: list[str]) -> list[pulumi.Resource]:
-        """Backend out on every LB node -> the node's steps -> backend back; returns the restores."""
-        disabled = [self._backend(name, lb, host, "disable", [*before, self.joined[name]], version)
+        """etcd snapshot -> backend out on every LB node -> the node's steps -> backend back; returns the
+        restores."""
+        # First a snapshot of the node's etcd member: kubeadm upgrade rewrites (and may upgrade) etcd.
+        snapshot = self.snapshots.before_upgrade(name, [*before, self.joined[name]], version) if self.snapshots else []
+        disabled = [self._backend(name, lb, host, "disable", [*before, self.joined[name], *snapshot], version)
                     for lb, host in self.lb_hosts.items()]
-        steps = self._node_steps(name, role, disabled, version)
+        steps = self._node_steps(name, role, [*disabled, *snapshot], version)
         # Back in service only once the apiserver runs the new version and the node is uncordoned.
         return [self._backend(name, lb, host, "enable", [steps], version) for lb, host in self.lb_hosts.items()]
 

@@ -2,6 +2,7 @@
 
 A `kubernetesVersion` change runs, in this order (components/upgrade.py wires it):
 1. each control-plane node, one at a time, the first one first:
+   etcd snapshot of its member (components/etcd.py, when etcd.snapshots is enabled) ->
    backend disabled on every LB node -> drain (kubectl on the first control-plane node) ->
    kubeadm-upgrade.sh (`upgrade plan` + `upgrade apply` on the first, `upgrade node` on the others,
    each with the node's UpgradeConfiguration; then the new version's containerd configuration)

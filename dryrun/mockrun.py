@@ -138,13 +138,16 @@ def run_program(cluster: dict[str, Any], stack: str, extra_config: dict[str, str
         "hakube:cluster": json.dumps(cluster),
         # Never used to connect: under mocks nothing leaves this process.
         "hakube:sshPrivateKey": "dry-run throwaway key " + pysecrets.token_hex(16),
+        "hakube:etcdBackupSshKey": "-----BEGIN OPENSSH PRIVATE KEY-----\ndry-run throwaway "
+                                   f"{pysecrets.token_hex(16)}\n-----END OPENSSH PRIVATE KEY-----",
     }
     config.update(extra_config or {})
     if str(REPO) not in sys.path:
         sys.path.insert(0, str(REPO))
     return run_function(
         lambda: runpy.run_path(str(REPO / "__main__.py"), run_name="__main__"), stack,
-        config=config, secret_keys=["hakube:sshPrivateKey", "hakube:vrrpPassword"], sink=sink,
+        config=config, secret_keys=["hakube:sshPrivateKey", "hakube:vrrpPassword", "hakube:etcdBackupSshKey"],
+        sink=sink,
         # `previous`: more of the last deployment's outputs (topology/bootstrap.py's), as read there too.
         previous_outputs={**(previous or {}), **({"kubernetesVersion": previous_version} if previous_version else {})},
         reclaim=reclaim,

@@ -233,6 +233,9 @@ POLICIES: list[Policy] = [
     stack_policy("cp-cpu-manager", "Control-plane kubelets run the static CPU manager with reserved CPUs, "
                  "full-pcpus-only and strict-cpu-reservation.",
                  rules.cpu_manager, ADVISORY, _KUBEADM),
+    stack_policy("etcd-offsite-snapshots", "Every control-plane node takes scheduled etcd snapshots and copies them "
+                 "to a backup target off the node (etcd.snapshots.target); advisory on edge.",
+                 rules.offsite_snapshots, MANDATORY, Scope((rules.ETCD_SNAPSHOTS, rules.NODE))),
     resource_policy("workload-isolation", "No workload outside the system namespaces tolerates the control-plane "
                     "taint or selects control-plane nodes.", _workloads, MANDATORY,
                     Scope(tuple(rules.WORKLOADS)),

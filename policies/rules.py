@@ -1017,7 +1017,14 @@ def has_bootstrap_token(text: str) -> bool:
 
 # Commands whose stdout carries a credential (the join token and keys, the admin kubeconfig).
 _SECRET_STDOUT = re.compile(r".*-credentials|kubeconfig|.*-kubeconfig")
-_SECRET_STDIN = re.compile(r".*-join")
+# The join credentials; the key that copies etcd snapshots off the nodes (components/etcd.py).
+_SECRET_STDIN = re.compile(r".*-join|.*-etcd-backup-key")
+
+
+def _stdin_secret_kind(name: str) -> str:
+    return "the backup SSH key" if name.endswith("-etcd-backup-key") else "token and certificate key"
+
+
 # Fields of kubeadm configs that carry credentials when they are filled in.
 _KUBEADM_SECRET_FIELDS = (("certificateKey",), ("discovery", "bootstrapToken", "token"),
                           ("discovery", "tlsBootstrapToken"), ("controlPlane", "certificateKey"))
@@ -1033,7 +1040,7 @@ def secrets(resource: Resource) -> list[str]:
         if _SECRET_STDOUT.fullmatch(name):
             problems += _secret_output(resource, "stdout")
         if _SECRET_STDIN.fullmatch(name) and "stdin" not in resource.secrets:
-            problems.append(f"{name}: stdin (token and certificate key) is not secret")
+            problems.append(f"{name}: stdin ({_stdin_secret_kind(name)}) is not secret")
         create = str(props.get("create") or "")
         problems += [f"{name}: create passes {var} on the command line (argv is visible to every local user)"
                      for var, _quote, _value in secret_assignments(create)]
@@ -1075,5 +1082,65 @@ def _kubeadm_credentials(props: Mapping[str, Any]) -> Iterator[str]:
             if isinstance(token, Mapping) and token.get("token"):
                 yield f"{path} carries bootstrapTokens[].token in plain text"
 
+
+
+# ---------------------------------------------------------------------------------------------
+# etcd snapshots (components/etcd.py, configs/etcd.py): taken on every control-plane node and
+# copied off it. Restated from configs/etcd.py (this module imports nothing from hakube).
+
+ETCD_SNAPSHOTS = "hakube:index:EtcdSnapshots"
+SNAPSHOT_TIMER_PATH = "/etc/systemd/system/hakube-etcd-snapshot.timer"
+SNAPSHOT_ENV_PATH = "/etc/hakube/etcd-snapshot.env"
+
+
+def environment_file(text: Any) -> dict[str, str]:
+    """NAME="value" lines of a systemd EnvironmentFile (as configs/systemd.py writes them)."""
+    env = {}
+    for line in str(text or "").splitlines():
+        name, sep, value = line.partition("=")
+        if sep and name.strip() and not name.lstrip().startswith("#"):
+            value = value.strip()
+            if len(value) >= 2 and value[0] == value[-1] == '"':
+                value = value[1:-1].replace('\\"', '"').replace("\\\\", "\\")
+            env[name.strip()] = value
+    return env
+
+
+def _snapshot_files(stack: Stack, node: Resource) -> dict[str, Resource]:
+    wanted = (SNAPSHOT_TIMER_PATH, SNAPSHOT_ENV_PATH)
+    return {str(d.props.get("path")): d for d in stack.of_type(FILE_DROP)
+            if d.props.get("path") in wanted and stack.node_of(d) is node}
+
+
+def offsite_snapshots(resources: Sequence[Resource]) -> list[Violation]:
+    """Scheduled etcd snapshots on every control-plane node, each copied to a backup target off the
+    node: a snapshot on the disk of the member it protects is lost with that member."""
+    stack = Stack(resources)
+    nodes = sorted(_control_plane_nodes(stack), key=lambda n: n.name)
+    if not nodes:
+        return []
+    declared = stack.of_type(ETCD_SNAPSHOTS)
+    cluster = stack.cluster()
+    where = declared[0] if declared else cluster
+    urn, name = (where.urn, where.name) if where is not None else ("", "cluster")
+    props = declared[0].props if declared else {}
+    if not declared:
+        return [Violation(urn, f"{name}: no etcd snapshots are declared (etcd.snapshots)")]
+    if props.get("enabled") is False:
+        return [Violation(urn, f"{name}: etcd.snapshots.enabled is false: no snapshot to restore etcd from")]
+    if not props.get("target"):
+        return [Violation(urn, f"{name}: etcd.snapshots.target is not set: snapshots stay on the control-plane "
+                               "nodes they protect; name a backup host reached over SSH")]
+    out = []
+    for node in nodes:
+        files = _snapshot_files(stack, node)
+        if SNAPSHOT_TIMER_PATH not in files:
+            out.append(Violation(node.urn, f"{node.name}: no etcd snapshot timer ({SNAPSHOT_TIMER_PATH})"))
+        env_file = files.get(SNAPSHOT_ENV_PATH)
+        env = environment_file(reveal(env_file.props.get("content"))) if env_file is not None else {}
+        if not env.get("TARGET_ADDRESS"):
+            out.append(Violation(node.urn, f"{node.name}: its snapshots are not copied off the node "
+                                           f"(no TARGET_ADDRESS in {SNAPSHOT_ENV_PATH})"))
+    return out
 
 StackRule = Callable[[Sequence[Resource]], list[Violation]]

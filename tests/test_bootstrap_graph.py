@@ -59,8 +59,10 @@ def test_init_waits_for_every_prerequisite_the_lb_and_its_files(stack: str) -> N
         assert f"{node}-prereqs" in closure(stack)[f"{node}-join"]
     lb_files = {row["name"] for row in table if row["name"].endswith(("-haproxy-apply", "-keepalived-apply"))}
     first = names(stack)["cp"][0]
+    # The etcd snapshot files are placed once the member exists, after init (components/etcd.py).
     own_files = {row["name"] for row in table if row["name"].startswith(f"{first}-")
-                 and row["name"].endswith("-apply") and row["name"] not in lb_files}
+                 and row["name"].endswith("-apply") and row["name"] not in lb_files
+                 and row["name"] != f"{first}-etcd-snapshot-apply"}
     assert len(lb_files) == 2 * len(names(stack)["lb"])
     assert own_files == {f"{first}-kubeadm-init-config-apply", f"{first}-kubeadm-files-apply"}
     assert prereqs | lb_files | own_files <= waits["kubeadm-init"]
@@ -138,8 +140,9 @@ def test_kubeconfig_output_is_secret() -> None:
         runpy.run_path(str(REPO / "__main__.py"), run_name="__main__")
         exports.update(pulumi.runtime.get_root_resource().outputs)
 
-    config = {"hakube:cluster": json.dumps(stack_cluster("dev")), "hakube:sshPrivateKey": "k"}
-    run_function(program, "dev", config=config, secret_keys=["hakube:sshPrivateKey"])
+    config = {"hakube:cluster": json.dumps(stack_cluster("dev")), "hakube:sshPrivateKey": "k",
+              "hakube:etcdBackupSshKey": "-----BEGIN OPENSSH PRIVATE KEY-----\nk\n-----END OPENSSH PRIVATE KEY-----"}
+    run_function(program, "dev", config=config, secret_keys=["hakube:sshPrivateKey", "hakube:etcdBackupSshKey"])
     assert _sync_await(exports["kubeconfig"].is_secret())
     assert exports["firstControlPlane"] == "cp1"  # plain: the next deployment reads it back
 

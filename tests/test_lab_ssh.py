@@ -216,8 +216,8 @@ def test_the_systemctl_shim_records_units_it_cannot_run(lab: SshLab) -> None:
 
 def test_the_apt_shims_install_only_what_the_machine_has(lab: SshLab) -> None:
     assert "curl is already the newest version" in lab.run("cp1", "apt-get install -y -q curl").stdout
-    missing = lab.run("cp1", "apt-get install -y kubelet=1.31.4-1.1", check=False)
-    assert missing.returncode == 100 and "kubelet=1.31.4-1.1" in missing.stderr
+    missing = lab.run("cp1", "apt-get install -y kubelet=1.37.2-1.1", check=False)
+    assert missing.returncode == 100 and "kubelet=1.37.2-1.1" in missing.stderr
     lab.run("cp1", "apt-mark hold curl")
     assert lab.run("cp1", "apt-mark showhold").stdout.split() == ["curl"]
     assert lab.run("cp2", "apt-mark showhold").stdout.split() == []

@@ -405,6 +405,99 @@ class VmImage(Strict):
         return self
 
 
+# --- etcd snapshots (configs/etcd.py renders the timer; configs/etcd_recovery.py plans restores) ---
+# A systemd time span ("12h", "1h 30min"): the timer then runs that long after the previous run.
+_TIME_SPAN = re.compile(r"[1-9][0-9]{0,5}(s|min|h|d|w)( [1-9][0-9]{0,5}(s|min|h|d|w))*")
+_TIME_SPAN_SECONDS = {"s": 1, "min": 60, "h": 3600, "d": 86400, "w": 604800}
+MIN_SNAPSHOT_INTERVAL_S = 300  # a snapshot copies the whole keyspace: not more often than every 5 min
+_CALENDAR_SHORTHANDS = frozenset({"minutely", "hourly", "daily", "weekly", "monthly", "yearly", "annually",
+                                  "quarterly", "semiannually"})
+_WEEKDAYS = r"(Mon|Tue|Wed|Thu|Fri|Sat|Sun)[a-z]*"
+# systemd.time(7) calendar events: [weekdays] [date] [time] [UTC], e.g. "*-*-* 00/12:00:00", "Mon *-*-* 03:00".
+_CALENDAR = re.compile(
+    rf"({_WEEKDAYS}([,.]{{1,2}}{_WEEKDAYS})* )?"
+    r"([0-9*][0-9*,./~-]*-[0-9*,./~-]+)?( ?[0-9*][0-9*,./]*:[0-9*,./:]+)?( UTC)?"
+)
+DEFAULT_SNAPSHOT_SCHEDULE = "*-*-* 00/12:00:00"  # every 12 h, at 00:00 and 12:00 (RKE2's and k3s' default)
+# Remote directories go into a shell command on the target: a plain absolute path only.
+_REMOTE_DIR = re.compile(r"/[A-Za-z0-9._/-]*")
+_HOST_KEY = re.compile(r"(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/]+={0,2}")
+
+
+def time_span_seconds(value: str) -> int | None:
+    """Seconds of a systemd time span as `schedule` accepts it ("12h", "1h 30min"), else None."""
+    if not _TIME_SPAN.fullmatch(value):
+        return None
+    return sum(int(part.rstrip("sminhdw")) * _TIME_SPAN_SECONDS[part.lstrip("0123456789")] for part in value.split())
+
+
+def _schedule(value: str) -> str:
+    seconds = time_span_seconds(value)
+    if seconds is not None:
+        if seconds < MIN_SNAPSHOT_INTERVAL_S:
+            raise ValueError(f"{value!r} is shorter than the shortest snapshot interval, 5min")
+        return value
+    if value in _CALENDAR_SHORTHANDS or (value.strip() == value and value and _CALENDAR.fullmatch(value)):
+        return value
+    raise ValueError(f"{value!r} is neither a systemd calendar event (e.g. '*-*-* 00/12:00:00', 'daily',"
+                     " 'Mon *-*-* 03:00') nor an interval (e.g. '12h', '1h 30min')")
+
+
+def _remote_dir(value: str) -> str:
+    if not _REMOTE_DIR.fullmatch(value) or ".." in value.split("/") or value.rstrip("/") == "":
+        raise ValueError(f"{value!r} is not an absolute directory of letters, digits, '.', '_', '-' and '/'"
+                         " (no '..', not /)")
+    return value.rstrip("/")
+
+
+def _host_key(value: str) -> str:
+    key = " ".join(value.split()[:2])  # a trailing comment is dropped
+    if not _HOST_KEY.fullmatch(key):
+        raise ValueError("is not an SSH public host key ('ssh-ed25519 AAAA...', as in"
+                         " /etc/ssh/ssh_host_ed25519_key.pub)")
+    return key
+
+
+class BackupTarget(Strict):
+    name: DnsLabel = Field(description="Host name of the backup target (e.g. a hypervisor), for messages and"
+                           " file names; must not be a control-plane node.")
+    address: Address | None = Field(
+        None, description="Address the control-plane nodes reach its SSH server at. Default: the address of the"
+        " hypervisor, worker or LB node of that name; required for any other host.",
+    )
+    port: Port = Field(22, description="SSH port of the target. Default 22.")
+    user: Login = Field(description="Login on the target that owns `directory`; it authorizes the public half of"
+                        " hakube:etcdBackupSshKey (a key of its own, not hakube:sshPrivateKey).")
+    directory: Annotated[StrictStr, AfterValidator(_remote_dir)] = Field(
+        description="Directory on the target; snapshots go to <directory>/<cluster>/<node>/ (created 0700)."
+    )
+    keep: StrictInt = Field(14, ge=1, le=1000, description="Snapshots kept on the target per control-plane node,"
+                            " newest first. Default 14 (a week of the default schedule).")
+    host_key: Annotated[StrictStr, AfterValidator(_host_key)] | None = Field(
+        None, description="The target's SSH host public key, pinned in the nodes' known_hosts. Default: trust the"
+        " key seen on the first copy (accept-new).",
+    )
+
+
+class EtcdSnapshots(Strict):
+    enabled: StrictBool = Field(True, description="Scheduled snapshots on every control-plane node, and one before"
+                                " each control-plane upgrade and control-plane node removal. Default true.")
+    schedule: Annotated[StrictStr, AfterValidator(_schedule)] = Field(
+        DEFAULT_SNAPSHOT_SCHEDULE, description="systemd OnCalendar event ('*-*-* 00/12:00:00', 'daily') or an"
+        " interval between runs ('12h', '1h 30min', at least 5min). Default every 12 h, at 00:00 and 12:00.",
+    )
+    keep: StrictInt = Field(5, ge=1, le=1000, description="Snapshots kept on each node, newest first. Default 5.")
+    target: BackupTarget | None = Field(
+        None, description="Host every snapshot is copied to over SSH (off the node). Default none: snapshots stay"
+        " on the nodes (a policy violation: advisory on edge, mandatory elsewhere).",
+    )
+
+
+class Etcd(Strict):
+    snapshots: EtcdSnapshots = Field(default_factory=EtcdSnapshots, description="etcd snapshots and their"
+                                     " off-node copies (restore: ./scripts/restore-etcd).")
+
+
 class Cluster(Strict):
     name: DnsLabel = Field(description="Cluster name (a DNS label).")
     profile: Literal["standard", "edge"] = Field(
@@ -431,6 +524,7 @@ class Cluster(Strict):
     certificates: Certificates = Field(
         default_factory=Certificates, description="Control-plane certificate checks and renewal."
     )
+    etcd: Etcd = Field(default_factory=Etcd, description="etcd data safety: snapshots, off-node copies.")
 
     # Derived facts, so every consumer answers these questions the same way.
     @property

@@ -367,6 +367,40 @@ def upgrade_lanes(c: Cluster) -> Iterator[Problem]:
                       f" chains that long: use at least {need} for {len(c.workers)} workers")
 
 
+def backup_target_address(c: Cluster) -> ipaddress.IPv4Address | None:
+    """The etcd backup target's address: its own, else that of the declared host it names."""
+    target = c.etcd.snapshots.target
+    if target is None or target.address is not None:
+        return None if target is None else target.address
+    return next((address for _, name, address in _all_hosts(c) if name == target.name), None)
+
+
+def etcd_snapshot_target(c: Cluster) -> Iterator[Problem]:
+    """The backup target is off the control-plane nodes; a name of a declared host means that host."""
+    target = c.etcd.snapshots.target
+    if target is None:
+        return
+    loc = ("etcd", "snapshots", "target", "address")
+    address = backup_target_address(c)
+    if address is None:
+        yield Problem(loc, f"required: {target.name} is not a hypervisor, worker or LB node of this stack")
+        return
+    hosts = list(_all_hosts(c))
+    if sum(name == target.name for _, name, _ in hosts) > 1 or sum(a == address for _, _, a in hosts) > 1:
+        return  # a name or address declared twice: unique_names / unique_addresses report it
+    for node in c.control_plane.nodes:
+        if target.name == node.name or address in (node.address, node.control_plane_address):
+            yield Problem(loc, f"{address} ({target.name}) is control-plane node {node.name}: a copy there is not off"
+                               " the node; name another host (e.g. a hypervisor)")
+            return
+    for host_loc, name, host_address in hosts:
+        if target.address is not None and name == target.name and host_address not in (None, address):
+            yield Problem(loc, f"{address} is not the address of {name} ({host_address}, {_dotted(host_loc)});"
+                               " leave address out to use it")
+        elif name != target.name and host_address == address:
+            yield Problem(loc, f"{address} is already the address of {name}")
+
+
 RULES: tuple[Callable[[Cluster], Iterator[Problem]], ...] = (
     unique_names,
     unique_addresses,
@@ -385,6 +419,7 @@ RULES: tuple[Callable[[Cluster], Iterator[Problem]], ...] = (
     workers_and_profile,
     metallb_pool,
     upgrade_lanes,
+    etcd_snapshot_target,
 )
 
 

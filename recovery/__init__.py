@@ -1,0 +1,1 @@
+"""`./scripts/restore-etcd`: restore etcd from a snapshot, or recover it after a loss of quorum."""
