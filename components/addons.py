@@ -97,17 +97,19 @@ class Addons(Component):
                  after: Sequence[pulumi.Resource | None] = ()) -> k8s.helm.v3.Release:
         # helm.v3.Release keeps chart, version and values as visible inputs (policies, mocks, plan).
         return k8s.helm.v3.Release(
-            name, name=chart.release, version=chart.version, **cfg.chart_source(chart),
+            name, name=chart.release, version=chart.version, **cfg.chart_source(self.cluster, chart),
             namespace=chart.namespace, create_namespace=False,
-            values=values, opts=self._opts(self.namespaces.get(chart.namespace), *after),
+            values=cfg.chart_values(self.cluster, chart, values),
+            opts=self._opts(self.namespaces.get(chart.namespace), *after),
         )
 
     def _crd_chart(self, name: str, chart: cfg.Chart, values: dict[str, Any]) -> pulumi.Resource:
         # The provider renders the chart and applies each CRD server-side (no Helm release Secret,
         # whose 1 MiB these CRDs would exceed); waiting on it waits for every CRD it applies.
         return k8s.helm.v4.Chart(
-            name, name=chart.release, version=chart.version, **cfg.chart_source(chart),
-            namespace=chart.namespace, values=values, opts=self._opts(self.namespaces.get(chart.namespace)),
+            name, name=chart.release, version=chart.version, **cfg.chart_source(self.cluster, chart),
+            namespace=chart.namespace, values=cfg.chart_values(self.cluster, chart, values),
+            opts=self._opts(self.namespaces.get(chart.namespace)),
         )
 
     def _cni(self, chart: cfg.Chart) -> k8s.helm.v3.Release:
@@ -180,7 +182,8 @@ class Addons(Component):
 
     def _gateway_api_crds(self) -> pulumi.Resource:
         # The release's own manifest, applied server-side by the provider as the project instructs.
-        return k8s.yaml.v2.ConfigFile("addon-gateway-api-crds", file=cfg.GATEWAY_API_CRDS_URL, opts=self._opts())
+        return k8s.yaml.v2.ConfigFile("addon-gateway-api-crds", file=cfg.gateway_api_crds(self.cluster),
+                                      opts=self._opts())
 
     def _custom(self, name: str, manifest: dict[str, Any], *after: pulumi.Resource | None) -> pulumi.CustomResource:
         namespace = self.namespaces.get(manifest["metadata"].get("namespace", ""))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import pulumi
 
 from components.addons import Addons, SmokeTarget
@@ -21,7 +23,8 @@ class HakubeCluster(Component):
     """Root component: hosts first, then the API endpoint, then kubeadm, then add-ons."""
 
     def __init__(self, cluster: Cluster, ssh_private_key: pulumi.Output[str], roles: Bootstrap | None = None,
-                 previous_version: str | None = None, etcd_backup_key: pulumi.Output[str] | None = None) -> None:
+                 previous_version: str | None = None, etcd_backup_key: pulumi.Output[str] | None = None,
+                 registry_passwords: Mapping[str, pulumi.Output[str]] | None = None) -> None:
         props = {
             "name": cluster.name, "profile": cluster.profile, "kubernetesVersion": cluster.kubernetes_version,
             "controlPlaneCount": len(cluster.control_plane.nodes),
@@ -37,15 +40,18 @@ class HakubeCluster(Component):
             for hv in cluster.hypervisors
         }
         self.nodes: dict[str, Node] = {}
+        passwords = registry_passwords or {}
         for node in cluster.control_plane.nodes:
             host = self.host(node.name, str(node.address))
             if node.hypervisor is not None:
-                self.nodes[node.name] = ControlPlaneVm(cluster, node, self.hypervisors[node.hypervisor], host).node
+                self.nodes[node.name] = ControlPlaneVm(cluster, node, self.hypervisors[node.hypervisor], host,
+                                                       registry_passwords=passwords).node
             else:
-                self.nodes[node.name] = Node(node.name, cluster, host, "control-plane", opts=child)
+                self.nodes[node.name] = Node(node.name, cluster, host, "control-plane", opts=child,
+                                             registry_passwords=passwords)
         for worker in cluster.workers:
             self.nodes[worker.name] = Node(worker.name, cluster, self.host(worker.name, str(worker.address)),
-                                           "worker", opts=child)
+                                           "worker", opts=child, registry_passwords=passwords)
 
         lb_hosts = {
             n.name: self.nodes[n.name].host if n.name in self.nodes else self.host(n.name, str(cluster.lb_address(n)))

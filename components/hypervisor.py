@@ -6,13 +6,15 @@ is marked deprecated upstream, and a later move to another libvirt package shoul
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import pulumi
 import pulumi_libvirt as libvirt
 
 from components.base import Component
-from components.node import Node
+from components.node import Node, apt_proxy
 from components.remote import Host, run_script
-from configs import vm
+from configs import proxy, vm
 from topology import Cluster, ControlPlaneNode, Hypervisor
 
 GIB = 1024**3
@@ -44,9 +46,10 @@ class HypervisorHost(Component):
         self.hv = hv
         self.provider = libvirt.Provider(f"{hv.name}-libvirt", uri=libvirt_uri(cluster, hv),
                                          opts=pulumi.ResourceOptions(parent=self))
+        apt = apt_proxy(hv.name, cluster, host, pulumi.ResourceOptions(parent=self))
         self.prepare = run_script(f"{hv.name}-prepare", host, "hypervisor-prepare.sh",
                                   env=vm.hypervisor_prepare_env(hv, ssh_user=cluster.ssh.user),
-                                  opts=pulumi.ResourceOptions(parent=self))
+                                  opts=pulumi.ResourceOptions(parent=self, depends_on=apt))
         # Pools and networks are created only once the host has libvirt and its directories.
         on_host = pulumi.ResourceOptions(parent=self, provider=self.provider, depends_on=[self.prepare])
         self.pools = {
@@ -71,7 +74,8 @@ class HypervisorHost(Component):
         pool = self.control_plane_pool
         assert pool is not None
         return run_script(
-            f"{self.hv.name}-base-image", host, "image-fetch.sh", env=vm.image_fetch_env(cluster, pool),
+            f"{self.hv.name}-base-image", host, "image-fetch.sh",
+            env={**vm.image_fetch_env(cluster, pool), **proxy.command_environment(cluster)},
             # The pool must exist in libvirt before a volume can be imported into it.
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.pools[pool.name]]),
         )
@@ -80,7 +84,8 @@ class HypervisorHost(Component):
 class ControlPlaneVm(Component):
     """A control-plane VM with guaranteed resources, then the Kubernetes node inside it."""
 
-    def __init__(self, cluster: Cluster, node: ControlPlaneNode, hypervisor: HypervisorHost, host: Host) -> None:
+    def __init__(self, cluster: Cluster, node: ControlPlaneNode, hypervisor: HypervisorHost, host: Host, *,
+                 registry_passwords: Mapping[str, pulumi.Output[str]] | None = None) -> None:
         hv = hypervisor.hv
         artifacts = {
             f"vms/{node.name}/user-data": vm.user_data(cluster, node, cluster.ssh.authorized_key or ""),
@@ -133,5 +138,6 @@ class ControlPlaneVm(Component):
         )
         # Prerequisites need the VM booted with its addresses: they run after the domain exists.
         self.node = Node(node.name, cluster, host, "control-plane",
-                         opts=pulumi.ResourceOptions(parent=self), after=[self.domain])
+                         opts=pulumi.ResourceOptions(parent=self), after=[self.domain],
+                         registry_passwords=registry_passwords)
         self.finish()

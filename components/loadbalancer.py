@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 import pulumi
 
 from components.base import Component
+from components.node import apt_proxy
 from components.remote import FileDrop, Host, run_script
 from configs import loadbalancer as lb
 from topology import Cluster
@@ -19,10 +20,13 @@ class LoadBalancerHost(Component):
                  after: Sequence[pulumi.Resource], opts: pulumi.ResourceOptions) -> None:
         super().__init__("LoadBalancerHost", f"{peer.name}-lb",
                          {"host": peer.name, "address": str(peer.address), "priority": peer.priority}, opts)
+        # A stacked LB node is a Kubernetes node: its Node places the proxy files.
+        external = cluster.load_balancer.placement == "external"
+        apt = apt_proxy(peer.name, cluster, host, pulumi.ResourceOptions(parent=self)) if external else []
         self.prepare = run_script(
             f"{peer.name}-lb-prepare", host, "lb-prepare.sh", env={"SCRIPT_USER": lb.DEFAULT_SCRIPT_USER},
             # On stacked nodes the node prerequisites own apt first; two apt runs at once would collide.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=list(after)),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[*after, *apt]),
         )
         contents = {"haproxy": haproxy_cfg, "keepalived": lb.render_keepalived(cluster, peer.name)}
         self.drops = [

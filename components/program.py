@@ -8,6 +8,7 @@ import pulumi
 
 from components.cluster import HakubeCluster
 from components.previous import previous_outputs
+from configs import registries
 from topology import Cluster, TopologyError, load_cluster
 from topology.bootstrap import bootstrap_roles
 from topology.bootstrap import outputs as bootstrap_outputs
@@ -25,7 +26,8 @@ def run(config: pulumi.Config) -> HakubeCluster:
         raise pulumi.RunError("invalid stack configuration:\n" + "\n".join(err.lines)) from None
     key = config.require_secret("sshPrivateKey")
     built = HakubeCluster(cluster, key, roles, previous_version=previous_version(previous),
-                          etcd_backup_key=etcd_backup_key(config, cluster))
+                          etcd_backup_key=etcd_backup_key(config, cluster),
+                          registry_passwords=registry_passwords(config, cluster))
     # Read back by the next deployment (topology/bootstrap.py): which node ran init, which is first.
     for name, value in bootstrap_outputs(cluster, roles).items():
         pulumi.export(name, value)
@@ -61,3 +63,18 @@ def etcd_backup_key(config: pulumi.Config, cluster: Cluster) -> pulumi.Output[st
                               " hakube:cluster.etcd.snapshots.target is set (pulumi config set --secret"
                               f" hakube:{ETCD_BACKUP_KEY} < the private key the target authorizes)")
     return key
+
+
+def registry_passwords(config: pulumi.Config, cluster: Cluster) -> dict[str, pulumi.Output[str]]:
+    """The secret of every registry login (registries.endpoints[*].passwordSecret), each required."""
+    out: dict[str, pulumi.Output[str]] = {}
+    for login in registries.logins(cluster):
+        key = login.password_secret
+        value = config.get_secret(key)
+        if value is None:
+            url = next(u for u, e in cluster.registries.endpoints.items() if e.password_secret == key and e.username)
+            raise pulumi.RunError(f"invalid stack configuration:\nhakube:{key}: required by"
+                                  f" hakube:cluster.registries.endpoints[{url!r}].username (pulumi config set"
+                                  f" --secret hakube:{key})")
+        out[key] = value
+    return out

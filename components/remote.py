@@ -139,14 +139,24 @@ class FileSet(Component):
     """
 
     def __init__(self, name: str, host: Host, files: Mapping[str, str], *, mode: str = "0600",
-                 then: tuple[str, Mapping[str, str]] | None = None, opts: pulumi.ResourceOptions) -> None:
-        """`then` (script, env): run on the host right after the files are in place (run_script)."""
+                 then: tuple[str, Mapping[str, str]] | None = None, manifest: str | None = None,
+                 reload_units: Sequence[str] = (), secrets: Mapping[str, pulumi.Input[str]] | None = None,
+                 opts: pulumi.ResourceOptions) -> None:
+        """`then` (script, env): run on the host right after the files are in place (run_script).
+        `manifest`: the host's record of the set (file-set.sh MANIFEST): files dropped from the set are
+        removed, and deleting this resource removes them all. `reload_units`: restarted (if running)
+        whenever a file changed or went. `secrets`: NAME -> value put in place of each ${NAME} on the host
+        (the files shown here keep the placeholders)."""
         entries = [{"path": path, "content": content, "mode": mode} for path, content in sorted(files.items())]
         payload = file_set_stdin([(e["path"], mode, e["content"]) for e in entries])
         super().__init__("FileSet", name, {"host": host.name, "files": entries}, opts)
+        env = {name: value for name, value in (("MANIFEST", manifest), ("RELOAD_UNITS", " ".join(reload_units)),
+                                               ("SECRET_NAMES", " ".join(sorted(secrets or {})))) if value}
         self.command = run_script(
-            f"{name}-apply", host, "file-set.sh", payload=payload, then=then,
-            # Any file's change places the set again (unchanged files are left untouched).
+            f"{name}-apply", host, "file-set.sh", env=env, secrets=secrets, payload=payload, then=then,
+            delete_scripts=["file-set.sh"] if manifest else [], delete_env={**env, "REMOVE": "true"},
+            # Any file's change places the set again (unchanged files are left untouched); a changed secret
+            # changes stdin, which runs it again as an update.
             triggers=[digest(payload)], opts=pulumi.ResourceOptions(parent=self),
         )
         self.finish(sha256=digest(payload))

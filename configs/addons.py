@@ -12,6 +12,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from configs import images
 from topology.model import Cluster
 
 
@@ -27,11 +28,31 @@ class Chart:
     release: str
 
 
-def chart_source(chart: Chart) -> dict[str, Any]:
+def chart_repository(cluster: Cluster, chart: Chart) -> str:
+    """The chart's repository: charts.repository when the site has one (same names and versions), else upstream."""
+    return cluster.charts.repository or chart.repo
+
+
+def chart_source(cluster: Cluster, chart: Chart) -> dict[str, Any]:
     """Where Helm finds the chart, as helm.v3.Release and helm.v4.Chart take it."""
-    if chart.repo.startswith("oci://"):
-        return {"chart": f"{chart.repo}/{chart.name}"}
-    return {"chart": chart.name, "repository_opts": {"repo": chart.repo}}
+    repo = chart_repository(cluster, chart)
+    if repo.startswith("oci://"):
+        return {"chart": f"{repo}/{chart.name}"}
+    return {"chart": chart.name, "repository_opts": {"repo": repo}}
+
+
+def _merged(base: Mapping[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    """`base` with `extra` merged in, mappings key by key (as Helm merges values)."""
+    out = dict(base)
+    for key, value in extra.items():
+        current = out.get(key)
+        out[key] = _merged(current, value) if isinstance(current, Mapping) and isinstance(value, Mapping) else value
+    return out
+
+
+def chart_values(cluster: Cluster, chart: Chart, values: Mapping[str, Any]) -> dict[str, Any]:
+    """A chart's values with its images pointed at images.repository (configs/images.py), where it allows."""
+    return _merged(values, images.chart_image_values(cluster, chart.name, chart.version))
 
 
 # Pinned versions: bump one line, run the tests, read the chart's upgrade notes. Each pin names where
@@ -62,6 +83,11 @@ GATEWAY_API_VERSION = "v1.6.1"
 GATEWAY_API_CRDS_URL = (
     f"https://github.com/kubernetes-sigs/gateway-api/releases/download/{GATEWAY_API_VERSION}/standard-install.yaml"
 )
+
+
+def gateway_api_crds(cluster: Cluster) -> str:
+    """Where the provider reads Gateway API's standard-install.yaml: charts.gatewayApiCrds, else the release asset."""
+    return cluster.charts.gateway_api_crds or GATEWAY_API_CRDS_URL
 # Envoy Gateway: v1.9.0, the newest 1.9 tag of envoyproxy/gateway (2026-08-15); its go.mod and
 # site/content/en/news/releases/matrix.md pair it with Gateway API v1.6.1. tools/make/helm.mk pushes
 # both charts to oci://docker.io/envoyproxy with the tag as version.
@@ -320,7 +346,7 @@ def smoke_deployment(cluster: Cluster) -> dict[str, Any]:
     """nginx with `addons.smokeTestReplicas` replicas, spread over nodes, passing PSA `restricted`."""
     container = {
         "name": "nginx",
-        "image": SMOKE_IMAGE,
+        "image": images.mirrored(SMOKE_IMAGE, cluster.images.repository),
         "ports": [{"name": "http", "containerPort": SMOKE_CONTAINER_PORT}],
         "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"cpu": "100m", "memory": "64Mi"}},
         "readinessProbe": {"httpGet": {"path": "/", "port": "http"}, "periodSeconds": 5},
@@ -547,3 +573,32 @@ def gateway_probed_per_node(cluster: Cluster) -> bool:
 def gateway_check_env(cluster: Cluster) -> dict[str, str]:
     """The check of a LoadBalancer Gateway's own address."""
     return {**_deployment_env(cluster), **gateway_probe_env(cluster)}
+
+
+# --- what a site mirrors ------------------------------------------------------------------------
+
+def installed_charts(cluster: Cluster) -> list[Chart]:
+    """Every chart the stack installs, in install order."""
+    charts = [CALICO_CRD_CHART] if cluster.addons.cni == "calico" else []
+    charts.append(cni_chart(cluster))
+    if cluster.addons.metallb.enabled:
+        charts.append(METALLB_CHART)
+    if gateway_implementation(cluster) == "envoy":
+        charts += [ENVOY_GATEWAY_CRD_CHART, ENVOY_GATEWAY_CHART]
+    return charts
+
+
+def cluster_images(cluster: Cluster) -> list[tuple[str, str]]:
+    """(what the cluster pulls, its upstream name) for every image: kubeadm's, the charts', the smoke test's."""
+    upstream = images.kubeadm_images(cluster)
+    for chart in installed_charts(cluster):
+        upstream += images.chart_images(chart.name, chart.version)
+    if cluster.addons.smoke_test:
+        upstream.append(SMOKE_IMAGE)
+    return [(images.mirrored(name, cluster.images.repository), name) for name in dict.fromkeys(upstream)]
+
+
+def unlisted_images(cluster: Cluster) -> list[str]:
+    """What cluster_images cannot name, chart by chart, with how to get it."""
+    return [f"{chart.name} {chart.version}: {images.CHART_IMAGES[chart.name].unlisted}"
+            for chart in installed_charts(cluster) if images.CHART_IMAGES[chart.name].unlisted]

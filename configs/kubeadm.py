@@ -36,6 +36,7 @@ from typing import Any
 import yaml
 
 from configs.containerd import CRI_SOCKET
+from configs.images import kubeadm_image_fields
 from configs.vm import ETCD_MOUNT
 from topology.model import Cluster, ControlPlaneNode, Worker
 from topology.sizing import NODE_HEADROOM, STATIC_POD_SIZES, Size, static_pod_budget
@@ -272,6 +273,8 @@ def init_config(cluster: Cluster, node: ControlPlaneNode | None = None) -> str:
         "apiServer": {"certSANs": cert_sans(cluster)},
         # On VMs this is the mount point of the dedicated etcd disk (configs/vm.py).
         "etcd": {"local": {"dataDir": ETCD_MOUNT}},
+        # images.repository: imageRepository (and CoreDNS's), as the pause image containerd pins.
+        **kubeadm_image_fields(cluster),
     }
     return _dump(init, config, _kubelet_base(cluster, DEFAULT_RESERVED_CPUS))
 

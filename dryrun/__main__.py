@@ -1,8 +1,11 @@
-"""python -m dryrun --stack NAME | --config FILE [--out DIR] [--previous-version X.Y.Z]
+"""python -m dryrun --stack NAME | --config FILE [--out DIR] [--previous-version X.Y.Z] [--list-images]
 
 Runs the real program under Pulumi mocks (no CLI, no hosts) and writes what each host would
 receive, plan.json, plan.txt and policy.txt. Exit 0 when all is well, 2 for a bad stack file
 (one path-named line per problem, nothing written), 1 for a mandatory policy violation.
+--list-images prints every image the stack's cluster pulls instead (nothing written): one a line,
+followed by its upstream name when images.repository renames it; what could not be listed goes to
+stderr with how to list it.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import tempfile
 from pathlib import Path
 
 from dryrun.paths import REPO
-from topology import ROOT, TopologyError, load_cluster, read_stack_file
+from topology import ROOT, Cluster, TopologyError, load_cluster, read_stack_file
 from topology.upgrade import refuse_bad_upgrade
 
 EXIT_BAD_CONFIG = 2
@@ -28,6 +31,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     source.add_argument("--stack", help="stack name: reads Pulumi.NAME.yaml beside Pulumi.yaml")
     source.add_argument("--config", type=Path, help="any stack file")
     parser.add_argument("--out", type=Path, help="output directory (default build/<stack>)")
+    parser.add_argument("--list-images", action="store_true",
+                        help="print every image the cluster pulls (and its upstream name) and exit; writes nothing")
     parser.add_argument(
         "--previous-version", metavar="X.Y.Z",
         help="the kubernetesVersion the stack runs now (what a real run reads from the stack's own"
@@ -46,6 +51,16 @@ def committed_version(stack: str) -> str | None:
         return None
 
 
+def list_images(cluster: Cluster) -> int:
+    from configs.addons import cluster_images, unlisted_images
+
+    for pulled, upstream in cluster_images(cluster):
+        print(pulled if pulled == upstream else f"{pulled} {upstream}")
+    for note in unlisted_images(cluster):
+        print(f"not listed: {note}", file=sys.stderr)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     path = REPO / f"Pulumi.{args.stack}.yaml" if args.stack else args.config
@@ -55,11 +70,14 @@ def main(argv: list[str] | None = None) -> int:
     previous = None if previous == "none" else previous
     try:
         config = read_stack_file(path)
-        refuse_bad_upgrade(previous, load_cluster(config[ROOT]))
+        cluster = load_cluster(config[ROOT])
+        refuse_bad_upgrade(previous, cluster)
     except TopologyError as err:
         print("\n".join(err.lines), file=sys.stderr)
         print(f"{path}: {len(err.lines)} problem(s); nothing written", file=sys.stderr)
         return EXIT_BAD_CONFIG
+    if args.list_images:
+        return list_images(cluster)
     from dryrun.output import build  # after validation: importing Pulumi costs a second
 
     # Build in a scratch directory and move it into place whole: a failed run leaves no half tree.

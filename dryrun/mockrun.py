@@ -141,17 +141,33 @@ def run_program(cluster: dict[str, Any], stack: str, extra_config: dict[str, str
         "hakube:etcdBackupSshKey": "-----BEGIN OPENSSH PRIVATE KEY-----\ndry-run throwaway "
                                    f"{pysecrets.token_hex(16)}\n-----END OPENSSH PRIVATE KEY-----",
     }
-    config.update(extra_config or {})
+    passwords = {f"hakube:{key}": "dry-run throwaway " + pysecrets.token_hex(8) for key in password_keys(cluster)}
+    config.update({**passwords, **(extra_config or {})})
     if str(REPO) not in sys.path:
         sys.path.insert(0, str(REPO))
     return run_function(
         lambda: runpy.run_path(str(REPO / "__main__.py"), run_name="__main__"), stack,
-        config=config, secret_keys=["hakube:sshPrivateKey", "hakube:vrrpPassword", "hakube:etcdBackupSshKey"],
+        config=config, secret_keys=["hakube:sshPrivateKey", "hakube:vrrpPassword", "hakube:etcdBackupSshKey",
+                                    *passwords],
         sink=sink,
         # `previous`: more of the last deployment's outputs (topology/bootstrap.py's), as read there too.
         previous_outputs={**(previous or {}), **({"kubernetesVersion": previous_version} if previous_version else {})},
         reclaim=reclaim,
     )
+
+
+def password_keys(cluster: dict[str, Any]) -> list[str]:
+    """The registry password secrets a `hakube:cluster` value names (registries.endpoints[*].passwordSecret of
+    endpoints with a username), for which the dry run supplies throwaway values."""
+    from topology.model import RegistryEndpoint
+
+    default = RegistryEndpoint.model_fields["password_secret"].default
+    registries = cluster.get("registries") if isinstance(cluster, dict) else None
+    endpoints = registries.get("endpoints") if isinstance(registries, dict) else None
+    if not isinstance(endpoints, dict):
+        return []
+    return sorted({str(e.get("passwordSecret", default)) for e in endpoints.values()
+                   if isinstance(e, dict) and e.get("username")})
 
 
 def run_function(fn: Callable[[], Any], stack: str, *, config: dict[str, str] | None = None,

@@ -29,6 +29,7 @@ VM_ONLY = "only control-plane VMs (with `hypervisor`) take this field"
 VM_SIZES = ("cpus", "pinnedCpus", "memoryGiB")
 SAME_PORT = "equals apiEndpoint.port; stacked HAProxy and kube-apiserver would bind the same port"
 DELETE = object()
+REGISTRY_HOST = "is not a registry host name (lower-case host[:port], e.g. docker.io or registry.site.example:5000)"
 _STEP = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
 
 
@@ -470,6 +471,61 @@ CASES: list[Case] = [
       " has host bits set",
       f"{R}.addons.metallb.addresses[1]: '198.18.0.210-198.18.0.200' is not a CIDR or an address range:"
       " 198.18.0.210 comes after 198.18.0.200"]),
+    # --- sites without the internet: registries, images, proxy, charts
+    ("mirror-host-not-a-registry", "dev", {"registries": {"mirrors": {"Docker.io": ["https://r.site.example"],
+                                                                     "quay.io/x": ["https://r.site.example"]}}},
+     [f"{R}.registries.mirrors['Docker.io']: 'Docker.io' {REGISTRY_HOST} or \"*\"",
+      f"{R}.registries.mirrors['quay.io/x']: 'quay.io/x' {REGISTRY_HOST} or \"*\""]),
+    ("mirror-endpoint-not-a-url", "dev", {"registries": {"mirrors": {"docker.io": ["r.site.example:5000",
+                                                                                  "ftp://r.site.example"]}}},
+     [f"{R}.registries.mirrors['docker.io'][{i}]: '{url}' is not a registry endpoint URL (https:// or"
+      " http://host[:port][/path])" for i, url in enumerate(("r.site.example:5000", "ftp://r.site.example"))]),
+    ("mirror-endpoint-credentials", "dev", {"registries": {"mirrors": {"*": ["https://u:p@r.site.example"]}}},
+     [f"{R}.registries.mirrors['*'][0]: 'https://u:p@r.site.example' carries credentials; they would land in plain"
+      " files (give them as secrets)"]),
+    ("mirror-without-endpoints", "dev", {"registries": {"mirrors": {"ghcr.io": []}, "skipFallback": True}},
+     [f"{R}.registries.mirrors['ghcr.io']: needs at least one endpoint"]),
+    ("skip-fallback-alone", "dev", {"registries": {"skipFallback": True}},
+     [f"{R}.registries.skipFallback: has no effect without registries.mirrors"]),
+    ("endpoint-settings-unused", "dev", {"registries": {"mirrors": {"docker.io": ["https://a.site.example"]},
+                                                        "endpoints": {"https://b.site.example": {"username": "u"}}}},
+     [f"{R}.registries.endpoints['https://b.site.example']: is not an endpoint of any registries.mirrors entry,"
+      " nor images.repository's registry"]),
+    ("endpoint-two-users-one-host", "dev",
+     {"registries": {"mirrors": {"docker.io": ["https://a.site.example/hub"], "quay.io": ["https://a.site.example/q"]},
+                     "endpoints": {"https://a.site.example/hub": {"username": "u"},
+                                   "https://a.site.example/q": {"username": "v"}}}},
+     [f"{R}.registries.endpoints['https://a.site.example/q'].username: differs from https://a.site.example/hub's;"
+      " containerd logs in to a.site.example as one user"]),
+    ("endpoint-bad-settings", "dev",
+     {"registries": {"mirrors": {"docker.io": ["https://a.site.example"]},
+                     "endpoints": {"https://a.site.example": {"ca": "MIIB", "username": "a:b",
+                                                              "passwordSecret": "sshPrivateKey"}}}},
+     [f"{R}.registries.endpoints['https://a.site.example'].ca: is not a PEM certificate (-----BEGIN CERTIFICATE-----"
+      " ... -----END CERTIFICATE-----)",
+      f"{R}.registries.endpoints['https://a.site.example'].username: 'a:b' is not a registry user name (no ':' or"
+      " whitespace)",
+      f"{R}.registries.endpoints['https://a.site.example'].passwordSecret: 'sshPrivateKey' is not a free hakube"
+      " config key name for a secret (letters, digits, '_', '-'; not one of cluster, sshPrivateKey,"
+      " etcdBackupSshKey, vrrpPassword)"]),
+    ("image-repository-with-scheme", "dev", {"images": {"repository": "https://r.site.example"}},
+     [f"{R}.images.repository: 'https://r.site.example' is not an image repository (host[:port][/path], no scheme,"
+      " e.g. registry.site.example:5000/k8s)"]),
+    ("proxy-bad", "dev", {"proxy": {"http": "proxy.site.example:3128", "https": "http://proxy.site.example:99999",
+                                    "noProxy": ["10.0.0.1/8", "10.0.0.0/33", "two words", ".site.example"]}},
+     [f"{R}.proxy.http: 'proxy.site.example:3128' is not a proxy URL (http:// or https://host[:port])",
+      f"{R}.proxy.https: 'http://proxy.site.example:99999' has a bad port",
+      f"{R}.proxy.noProxy[0]: '10.0.0.1/8' is not a CIDR: 10.0.0.1/8 has host bits set",
+      f"{R}.proxy.noProxy[1]: '10.0.0.0/33' is not a CIDR: '10.0.0.0/33' does not appear to be an IPv4 or IPv6"
+      " network",
+      f"{R}.proxy.noProxy[2]: 'two words' is not a host name, domain (.example.com), IP address or CIDR"]),
+    ("no-proxy-alone", "dev", {"proxy": {"noProxy": [".site.example"]}},
+     [f"{R}.proxy.noProxy: has no effect without proxy.http or proxy.https"]),
+    ("chart-repository-bad", "dev", {"charts": {"repository": "charts.site.example", "gatewayApiCrds": "crds.yaml"}},
+     [f"{R}.charts.repository: 'charts.site.example' is not a Helm repository URL or OCI registry path (https:// or"
+      " http:// or oci://host[:port][/path])",
+      f"{R}.charts.gatewayApiCrds: 'crds.yaml' is not an http(s) URL or an absolute path of a manifest (https:// or"
+      " http://host[:port][/path])"]),
     # --- missing keys
     ("missing-network", "dev", {"network": DELETE}, [f"{R}.network: required key is missing"]),
     ("missing-vip", "edge", {"apiEndpoint.vip": DELETE}, [f"{R}.apiEndpoint.vip: required key is missing"]),
@@ -644,7 +700,8 @@ def test_adding_a_minor_is_one_row(monkeypatch: pytest.MonkeyPatch) -> None:
 
     from topology import versions
 
-    row = versions.Minor(38, 0, released=date(2026, 12, 16), end_of_life=date(2028, 2, 28), pause="3.10.2")
+    row = versions.Minor(38, 0, released=date(2026, 12, 16), end_of_life=date(2028, 2, 28), pause="3.10.2",
+                         coredns="v1.14.6", etcd="3.7.0-0")
     monkeypatch.setattr(versions, "SUPPORTED", (*versions.SUPPORTED, row))
     assert versions.check_version("1.38.0") == "1.38.0"
     assert versions.minor_of("1.38.0") is row

@@ -357,6 +357,187 @@ class Packages(Strict):
     )
 
 
+# --- sites without the internet: registry mirrors, an image repository, a proxy, local charts ----
+# (configs/registries.py, configs/images.py, configs/proxy.py render them; README "Sites without the internet")
+# A registry host as image references name it (docker.io, registry.site.example:5000): a lower-case DNS name
+# or IPv4 address, optionally with a port.
+_HOST_NAME = r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*"
+_REGISTRY_HOST = re.compile(rf"{_HOST_NAME}(:[0-9]{{1,5}})?")
+ANY_REGISTRY = "*"  # the registries.mirrors key for every registry (containerd's _default namespace)
+# An image repository prefix: a registry host and optional path components (OCI distribution names).
+_REPOSITORY = re.compile(rf"{_HOST_NAME}(:[0-9]{{1,5}})?(/[a-z0-9]+([._-][a-z0-9]+)*)*")
+# no_proxy entries: a host or domain (.example.com, *.example.com), optionally with a port.
+_NO_PROXY_NAME = re.compile(r"(\*?\.)?[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}"
+                            r"[A-Za-z0-9])?)*\.?(:[0-9]{1,5})?")
+# A Pulumi config key of this project (hakube:<key>) holding a secret.
+_CONFIG_KEY = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,63}")
+# hakube's own keys: a registry password may not reuse one.
+HAKUBE_KEYS = ("cluster", "sshPrivateKey", "etcdBackupSshKey", "vrrpPassword")
+PEM_CERTIFICATE = "-----BEGIN CERTIFICATE-----"
+
+
+def registry_host(value: str) -> str:
+    """`value` when it is a registry host name (host[:port]); ValueError saying why not otherwise."""
+    match = _REGISTRY_HOST.fullmatch(value)
+    port = value.rpartition(":")[2] if ":" in value else "443"
+    if not match or not 1 <= int(port) <= 65535 or len(value) > 253:
+        raise ValueError(f"{value!r} is not a registry host name (lower-case host[:port], e.g. docker.io or"
+                         " registry.site.example:5000)")
+    return value
+
+
+def _url(value: str, schemes: tuple[str, ...], what: str, *, path: bool = True) -> str:
+    """`value` when it is a scheme://host[:port][/path] URL of one of `schemes`, with no user, query or fragment."""
+    parts = urlsplit(value)
+    shown = " or ".join(f"{s}://" for s in schemes)
+    if parts.scheme not in schemes or not parts.hostname or any(c.isspace() for c in value):
+        raise ValueError(f"{value!r} is not {what} ({shown}host[:port]{'[/path]' if path else ''})")
+    if parts.username is not None or parts.password is not None:
+        raise ValueError(f"{value!r} carries credentials; they would land in plain files (give them as secrets)")
+    if parts.query or parts.fragment or (not path and parts.path not in ("", "/")):
+        raise ValueError(f"{value!r} is not {what}: no {'path, ' if not path else ''}query or fragment")
+    try:
+        parts.port  # noqa: B018  (raises ValueError for a port out of range or not a number)
+    except ValueError:
+        raise ValueError(f"{value!r} has a bad port") from None
+    registry_host(parts.netloc.lower())
+    return value.rstrip("/")
+
+
+def registry_endpoint(value: str) -> str:
+    return _url(value, ("https", "http"), "a registry endpoint URL")
+
+
+def _proxy_url(value: str) -> str:
+    return _url(value, ("http", "https"), "a proxy URL", path=False)
+
+
+def _chart_repository(value: str) -> str:
+    return _url(value, ("https", "http", "oci"), "a Helm repository URL or OCI registry path")
+
+
+def _manifest_source(value: str) -> str:
+    if value.startswith("/") and not any(c.isspace() for c in value):
+        return value
+    return _url(value, ("https", "http"), "an http(s) URL or an absolute path of a manifest")
+
+
+def _image_repository(value: str) -> str:
+    text = value.rstrip("/")
+    if not _REPOSITORY.fullmatch(text):
+        raise ValueError(f"{value!r} is not an image repository (host[:port][/path], no scheme, e.g."
+                         " registry.site.example:5000/k8s)")
+    registry_host(text.split("/", 1)[0])
+    return text
+
+
+def no_proxy_entry(value: str) -> str:
+    """A no_proxy entry: a CIDR, an IP address, or a host or domain name (optionally with :port)."""
+    if "/" in value:
+        try:
+            ipaddress.ip_network(value)
+        except ValueError as err:
+            raise ValueError(f"{value!r} is not a CIDR: {err}") from None
+        return value
+    try:
+        ipaddress.ip_address(value)
+        return value
+    except ValueError:
+        pass
+    if not _NO_PROXY_NAME.fullmatch(value):
+        raise ValueError(f"{value!r} is not a host name, domain (.example.com), IP address or CIDR")
+    return value
+
+
+def _pem(value: str) -> str:
+    if PEM_CERTIFICATE not in value or "-----END CERTIFICATE-----" not in value:
+        raise ValueError("is not a PEM certificate (-----BEGIN CERTIFICATE----- ... -----END CERTIFICATE-----)")
+    return value.strip() + "\n"
+
+
+def _registry_user(value: str) -> str:
+    # Sent as base64("user:password"): a ':' would end the user early.
+    if not value or ":" in value or any(c.isspace() for c in value):
+        raise ValueError(f"{value!r} is not a registry user name (no ':' or whitespace)")
+    return value
+
+
+def _secret_key(value: str) -> str:
+    if not _CONFIG_KEY.fullmatch(value) or value in HAKUBE_KEYS:
+        raise ValueError(f"{value!r} is not a free hakube config key name for a secret (letters, digits, '_', '-';"
+                         f" not one of {', '.join(HAKUBE_KEYS)})")
+    return value
+
+
+class RegistryEndpoint(Strict):
+    ca: Annotated[StrictStr, AfterValidator(_pem)] | None = Field(
+        None, description="PEM CA certificate(s) the endpoint's TLS certificate chains to, as text; each node gets it"
+        " beside the hosts.toml that names the endpoint. Default: the nodes' system trust store.",
+    )
+    username: Annotated[StrictStr, AfterValidator(_registry_user)] | None = Field(
+        None, description="User containerd logs in to the endpoint as; the password is the Pulumi secret"
+        " hakube:<passwordSecret>. Default: no login.",
+    )
+    password_secret: Annotated[StrictStr, AfterValidator(_secret_key)] = Field(
+        "registryPassword", description="Name of the secret config key holding the password (`pulumi config set"
+        " --secret hakube:registryPassword`). Default registryPassword.",
+    )
+
+
+class Registries(Strict):
+    mirrors: dict[StrictStr, list[Annotated[StrictStr, AfterValidator(registry_endpoint)]]] = Field(
+        default_factory=dict, description="Registry host (docker.io, registry.k8s.io, quay.io, ghcr.io, ... or \"*\""
+        " for every registry) -> endpoints tried in order (https://registry.site.example:5000), written as"
+        " containerd's /etc/containerd/certs.d/<host>/hosts.toml on every node. Default none.",
+    )
+    skip_fallback: StrictBool = Field(
+        False, description="Never pull from the upstream registry: the last endpoint of each host becomes its"
+        " server. Default false (upstream after every endpoint failed).",
+    )
+    endpoints: dict[StrictStr, RegistryEndpoint] = Field(
+        default_factory=dict, description="Per-endpoint settings, by the endpoint URL used in mirrors. Default none.",
+    )
+
+
+class Images(Strict):
+    repository: Annotated[StrictStr, AfterValidator(_image_repository)] | None = Field(
+        None, description="Registry (and path) every image is pulled from instead of its upstream registry, each"
+        " under its upstream path: kubeadm's imageRepository (control plane, etcd, CoreDNS, kube-proxy), the pause"
+        " image, and each chart's image values. Set it before the first deployment. Default: upstream registries.",
+    )
+
+
+class Proxy(Strict):
+    http: Annotated[StrictStr, AfterValidator(_proxy_url)] | None = Field(
+        None, description="HTTP_PROXY for containerd, the kubelet and apt on every node (http://proxy:3128)."
+        " Default none.",
+    )
+    https: Annotated[StrictStr, AfterValidator(_proxy_url)] | None = Field(
+        None, description="HTTPS_PROXY for containerd, the kubelet and apt on every node. Default none.",
+    )
+    no_proxy: list[Annotated[StrictStr, AfterValidator(no_proxy_entry)]] = Field(
+        default_factory=list, description="Added to the generated NO_PROXY (every control-plane and LB address, the"
+        " VIP, the node, control-plane, pod and service CIDRs, localhost, 127.0.0.1, .svc, .cluster.local):"
+        " hosts, domains (.site.example), IP addresses or CIDRs. Default none.",
+    )
+
+    @property
+    def enabled(self) -> bool:
+        return self.http is not None or self.https is not None
+
+
+class Charts(Strict):
+    repository: Annotated[StrictStr, AfterValidator(_chart_repository)] | None = Field(
+        None, description="Helm repository URL (https://charts.site.example) or OCI registry path"
+        " (oci://registry.site.example/charts) holding every pinned chart under its own name and version, used"
+        " instead of the upstream repositories. Default: upstream.",
+    )
+    gateway_api_crds: Annotated[StrictStr, AfterValidator(_manifest_source)] | None = Field(
+        None, description="URL or absolute path (on the machine running Pulumi) of Gateway API's standard-install.yaml"
+        " of the pinned release, for addons.gateway. Default: the release asset on github.com.",
+    )
+
+
 class Upgrade(Strict):
     worker_parallelism: StrictInt = Field(
         1, ge=1, le=100, description="Workers upgraded (cordoned, drained, upgraded, uncordoned) at the same time"
@@ -525,6 +706,10 @@ class Cluster(Strict):
         default_factory=Certificates, description="Control-plane certificate checks and renewal."
     )
     etcd: Etcd = Field(default_factory=Etcd, description="etcd data safety: snapshots, off-node copies.")
+    registries: Registries = Field(default_factory=Registries, description="Registry mirrors for containerd.")
+    images: Images = Field(default_factory=Images, description="Where the cluster's images come from.")
+    proxy: Proxy = Field(default_factory=Proxy, description="An HTTP proxy for containerd, the kubelet and apt.")
+    charts: Charts = Field(default_factory=Charts, description="Where the pinned charts and manifests come from.")
 
     # Derived facts, so every consumer answers these questions the same way.
     @property

@@ -10,9 +10,19 @@ import ipaddress
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from itertools import combinations
+from urllib.parse import urlsplit
 
 from topology.cpuset import parse_cpuset
-from topology.model import NODEPORT_RANGE, Cluster, ControlPlaneNode, Pool, address_range
+from topology.model import (
+    ANY_REGISTRY,
+    NODEPORT_RANGE,
+    Cluster,
+    ControlPlaneNode,
+    Pool,
+    address_range,
+    registry_endpoint,
+    registry_host,
+)
 from topology.sizing import STATIC_POD_SIZES, minimum_node, node_capacity, static_pod_budget, total
 
 Loc = tuple[str | int, ...]
@@ -401,6 +411,50 @@ def etcd_snapshot_target(c: Cluster) -> Iterator[Problem]:
             yield Problem(loc, f"{address} is already the address of {name}")
 
 
+def registry_mirrors(c: Cluster) -> Iterator[Problem]:
+    """Mirror keys are registry hosts, each with endpoints; per-endpoint settings name a used endpoint."""
+    registries = c.registries
+    loc: Loc = ("registries", "mirrors")
+    used: set[str] = set()
+    for host, endpoints in registries.mirrors.items():
+        if host != ANY_REGISTRY:
+            try:
+                registry_host(host)
+            except ValueError as err:
+                yield Problem((*loc, host), f"{err} or \"{ANY_REGISTRY}\"")
+        if not endpoints:
+            yield Problem((*loc, host), "needs at least one endpoint")
+        for i, endpoint in enumerate(endpoints):
+            if endpoint in endpoints[:i]:
+                yield Problem((*loc, host, i), f"{endpoint} is listed twice")
+        used.update(endpoints)
+    if registries.skip_fallback and not registries.mirrors:
+        yield Problem(("registries", "skipFallback"), "has no effect without registries.mirrors")
+    users: dict[str, tuple[str, str]] = {}
+    repository_host = (c.images.repository or "").split("/", 1)[0]
+    for url, settings in registries.endpoints.items():
+        where: Loc = ("registries", "endpoints", url)
+        try:
+            normalized = registry_endpoint(url)
+        except ValueError as err:
+            yield Problem(where, str(err))
+            continue
+        netloc = urlsplit(normalized).netloc
+        if normalized not in used and netloc != repository_host:
+            yield Problem(where, "is not an endpoint of any registries.mirrors entry, nor images.repository's registry")
+        if settings.username is None:
+            continue
+        # containerd keys registry logins by host[:port]: one user per host.
+        seen = users.setdefault(netloc, (url, settings.username))
+        if seen[1] != settings.username:
+            yield Problem((*where, "username"), f"differs from {seen[0]}'s; containerd logs in to {netloc} as one user")
+
+
+def proxy_settings(c: Cluster) -> Iterator[Problem]:
+    if c.proxy.no_proxy and not c.proxy.enabled:
+        yield Problem(("proxy", "noProxy"), "has no effect without proxy.http or proxy.https")
+
+
 RULES: tuple[Callable[[Cluster], Iterator[Problem]], ...] = (
     unique_names,
     unique_addresses,
@@ -420,6 +474,8 @@ RULES: tuple[Callable[[Cluster], Iterator[Problem]], ...] = (
     metallb_pool,
     upgrade_lanes,
     etcd_snapshot_target,
+    registry_mirrors,
+    proxy_settings,
 )
 
 

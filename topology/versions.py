@@ -22,16 +22,24 @@ class Minor:
     # kubeadm's PauseVersion (cmd/kubeadm/app/constants/constants.go): the sandbox image containerd must
     # use, or kubeadm's preflight warns and pods run on another pause than the one kubeadm pulled.
     pause: str
+    # The other image tags kubeadm of this minor pulls (same file): CoreDNSVersion, and the etcd of
+    # SupportedEtcdVersion for this minor. `python -m dryrun --list-images` prints them.
+    coredns: str
+    etcd: str
 
 
 # Release and end-of-life dates and the newest patches: the upstream release pages (kubernetes.io
-# releases, as of 2026-12). `pause` is read from kubeadm's source at v1.35.4, v1.36.3 and v1.37.2, the
-# releases the Go module proxy reachable here serves (the newer 1.35.9 and 1.36.5 are not there to read;
-# kubeadm keeps one pause within a minor's patches as a rule, so check it when bumping newest_patch).
+# releases, as of 2026-12). `pause`, `coredns` and `etcd` are read from kubeadm's source at v1.35.4, v1.36.3
+# and v1.37.2, the releases the Go module proxy reachable here serves (the newer 1.35.9 and 1.36.5 are not
+# there to read; kubeadm keeps these within a minor's patches as a rule, so check them when bumping
+# newest_patch). tests/test_images.py holds the 1.37 row to the real kubeadm v1.37.2 when it is built.
 SUPPORTED: tuple[Minor, ...] = (
-    Minor(35, 9, released=date(2025, 12, 17), end_of_life=date(2027, 2, 28), pause="3.10.1"),
-    Minor(36, 5, released=date(2026, 4, 22), end_of_life=date(2027, 6, 28), pause="3.10.2"),
-    Minor(37, 2, released=date(2026, 8, 26), end_of_life=date(2027, 10, 28), pause="3.10.2"),
+    Minor(35, 9, released=date(2025, 12, 17), end_of_life=date(2027, 2, 28), pause="3.10.1", coredns="v1.13.1",
+          etcd="3.6.6-0"),
+    Minor(36, 5, released=date(2026, 4, 22), end_of_life=date(2027, 6, 28), pause="3.10.2", coredns="v1.14.2",
+          etcd="3.6.8-0"),
+    Minor(37, 2, released=date(2026, 8, 26), end_of_life=date(2027, 10, 28), pause="3.10.2", coredns="v1.14.6",
+          etcd="3.7.0-0"),
 )
 NEWEST = SUPPORTED[-1]
 DEFAULT_VERSION = f"1.{NEWEST.minor}.{NEWEST.newest_patch}"
