@@ -71,7 +71,7 @@ def registry_passwords(config: pulumi.Config, cluster: Cluster) -> dict[str, pul
     for login in registries.logins(cluster):
         key = login.password_secret
         value = config.get_secret(key)
-        if value is None:
+        if value is None or not config.get(key):  # unset, or set to nothing
             url = next(u for u, e in cluster.registries.endpoints.items() if e.password_secret == key and e.username)
             raise pulumi.RunError(f"invalid stack configuration:\nhakube:{key}: required by"
                                   f" hakube:cluster.registries.endpoints[{url!r}].username (pulumi config set"

@@ -194,6 +194,11 @@ def user_data(cluster: Cluster, node: ControlPlaneNode, ssh_public_key: str) -> 
         # etcd wants its data dir private (it warns otherwise); the fresh fs root is 0755.
         "runcmd": [["chmod", "0700", ETCD_MOUNT]],
     }
+    mirror = cluster.packages.ubuntu_mirror
+    if mirror is not None:
+        # A site's archive mirror for both archives (cloud-init cc_apt_configure), where containerd comes from.
+        archive = [{"arches": ["default"], "uri": mirror}]
+        config["apt"] = {"primary": archive, "security": [dict(entry) for entry in archive]}
     return "#cloud-config\n" + _yaml(config)
 
 

@@ -72,6 +72,61 @@ def test_no_files_is_an_error(tmp_path: Path) -> None:
     assert result.returncode == 1 and "no files on stdin" in result.stderr
 
 
+MANIFEST = "/var/lib/hakube/files/test.list"
+HOSTS = "/etc/containerd/certs.d/docker.io/hosts.toml"
+QUAY = "/etc/containerd/certs.d/quay.io/hosts.toml"
+
+
+@pytest.mark.tool("bash")
+def test_with_a_manifest_a_file_dropped_from_the_set_is_removed_and_remove_takes_them_all(tmp_path: Path) -> None:
+    host = ScratchHost(tmp_path)
+    host.shim("systemctl", "exit 0")
+    env = {"MANIFEST": MANIFEST, "RELOAD_UNITS": "containerd"}
+    first = host.run("file-set.sh", env=env, stdin=_stdin({HOSTS: "a\n", QUAY: "b\n"}, mode="0644"))
+    assert first.returncode == 0, first.stderr
+    assert (host.root / MANIFEST.lstrip("/")).read_text().split() == [HOSTS, QUAY]
+    second = host.run("file-set.sh", env=env, stdin=_stdin({HOSTS: "a\n"}, mode="0644"))
+    assert second.returncode == 0 and f"file-set: removed {QUAY}" in second.stdout
+    assert not (host.root / QUAY.lstrip("/")).parent.exists()  # its emptied directory went too
+    assert (host.root / HOSTS.lstrip("/")).read_text() == "a\n"
+    assert host.calls("systemctl") == [["systemctl", "try-restart", "containerd"]] * 2
+    unchanged = host.run("file-set.sh", env=env, stdin=_stdin({HOSTS: "a\n"}, mode="0644"))
+    assert "unchanged" in unchanged.stdout and len(host.calls("systemctl")) == 2
+    gone = host.run("file-set.sh", env={**env, "REMOVE": "true"})
+    assert gone.returncode == 0 and f"file-set: removed {HOSTS}" in gone.stdout
+    assert not (host.root / HOSTS.lstrip("/")).exists() and not (host.root / MANIFEST.lstrip("/")).exists()
+    assert len(host.calls("systemctl")) == 3
+    assert host.run("file-set.sh", env={**env, "REMOVE": "true"}).returncode == 0  # nothing left: no restart
+    assert len(host.calls("systemctl")) == 3
+
+
+@pytest.mark.tool("bash")
+def test_a_changed_unit_drop_in_reloads_systemd_before_the_restart(tmp_path: Path) -> None:
+    host = ScratchHost(tmp_path)
+    host.shim("systemctl", "exit 0")
+    drop_in = "/etc/systemd/system/kubelet.service.d/hakube-proxy.conf"
+    env = {"MANIFEST": MANIFEST, "RELOAD_UNITS": "containerd kubelet"}
+    assert host.run("file-set.sh", env=env, stdin=_stdin({drop_in: "[Service]\n"}, mode="0644")).returncode == 0
+    assert host.calls("systemctl") == [["systemctl", "daemon-reload"],
+                                       ["systemctl", "try-restart", "containerd", "kubelet"]]
+
+
+@pytest.mark.tool("bash")
+def test_secret_placeholders_are_filled_from_the_environment_and_bad_values_refused(tmp_path: Path) -> None:
+    host = ScratchHost(tmp_path)
+    path = "/etc/containerd/conf.d/auth.toml"
+    files = {path: 'auth = "${TOKEN_A}"\nother = "${TOKEN_B}" ${NOT_LISTED}\n'}
+    env = {"SECRET_NAMES": "TOKEN_A TOKEN_B", "TOKEN_A": "dXNlcjpwYXNz", "TOKEN_B": "abc.def-1"}
+    result = host.run("file-set.sh", env=env, stdin=_stdin(files))
+    assert result.returncode == 0, result.stderr
+    assert (host.root / path.lstrip("/")).read_text() == 'auth = "dXNlcjpwYXNz"\nother = "abc.def-1" ${NOT_LISTED}\n'
+    for bad in ('a"b', "two words", ""):
+        refused = host.run("file-set.sh", env={**env, "TOKEN_B": bad}, stdin=_stdin(files))
+        assert refused.returncode == 1 and "secret TOKEN_B is missing or not base64/token characters" in refused.stderr
+        assert bad == "" or bad not in refused.stdout + refused.stderr
+    assert (host.root / path.lstrip("/")).read_text().startswith('auth = "dXNlcjpwYXNz"')  # left as it was
+
+
 def test_stdin_refuses_what_the_script_could_not_read() -> None:
     with pytest.raises(ValueError, match="absolute"):
         file_set_stdin([("etc/x", "0600", "")])

@@ -134,3 +134,10 @@ def test_kubernetes_provider_serves_its_schema_at_the_pinned_version(tmp_path: P
     assert result.returncode == 0, result.stderr
     schema = json.loads(result.stdout)
     assert (schema["name"], schema["version"]) == ("kubernetes", pinned()["PULUMI_KUBERNETES_VERSION"])
+
+
+@pytest.mark.realtool("containerd", "ctr")
+def test_containerd_binaries_report_the_pinned_version() -> None:
+    want = "v" + pinned()["CONTAINERD_VERSION"]
+    assert reported(path_of("containerd"), "--version").split()[2] == want
+    assert reported(path_of("ctr"), "--version").split()[2] == want

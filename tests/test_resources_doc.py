@@ -17,6 +17,7 @@ import pytest
 
 from dryrun.mockrun import REPO
 from tests.mockgraph import Graph, cluster_copy, graph, stack_graph
+from tests.sites import site_cluster
 
 DOC = REPO / "docs" / "RESOURCES.md"
 STACKS = ("dev", "edge", "prod")
@@ -96,8 +97,8 @@ def row_matches(row: Row, resource: dict[str, Any], values: dict[str, list[str]]
 
 @cache
 def every_addon_graph() -> Graph:
-    # Every optional add-on on, so their rows are checked too.
-    cluster = cluster_copy("dev")
+    # Every optional add-on on, and the README's site lines (proxy, registries), so their rows are checked too.
+    cluster = site_cluster("dev")
     cluster["addons"]["metallb"] = {"enabled": True, "addresses": ["198.18.0.200/29"]}
     cluster["addons"]["gateway"] = {"enabled": True}
     return graph(cluster, "dev")

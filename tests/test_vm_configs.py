@@ -21,7 +21,8 @@ from configs import vm
 from configs.scripts import SCRIPT_DIR
 from dryrun.mockrun import REPO
 from tests.hostsim import ScratchHost
-from topology import Cluster, ControlPlaneNode, load_stack_file
+from tests.mockgraph import cluster_copy
+from topology import Cluster, ControlPlaneNode, load_cluster, load_stack_file
 from topology.cpuset import parse_cpuset
 
 STACKS = {name: load_stack_file(REPO / f"Pulumi.{name}.yaml") for name in ("dev", "prod")}
@@ -53,6 +54,21 @@ def test_cloud_init_schema_accepts_user_data(stack: str, node: ControlPlaneNode,
     result = _run("cloud-init", "schema", "--config-file", str(path))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Valid cloud-config" in result.stdout
+
+
+@pytest.mark.tool("cloud-init")
+def test_an_ubuntu_mirror_is_cloud_init_s_apt_primary_and_security_archive(tmp_path: Path) -> None:
+    data = cluster_copy("dev")
+    data["packages"] = {"ubuntuMirror": "http://apt.site.example/ubuntu"}
+    cluster = load_cluster(data)
+    text = _user_data(cluster, cluster.control_plane.nodes[0])
+    archive = [{"arches": ["default"], "uri": "http://apt.site.example/ubuntu"}]
+    assert yaml.safe_load(text)["apt"] == {"primary": archive, "security": archive}
+    path = tmp_path / "user-data"
+    path.write_text(text)
+    result = _run("cloud-init", "schema", "--config-file", str(path))
+    assert result.returncode == 0 and "Valid cloud-config" in result.stdout, result.stdout + result.stderr
+    assert "apt" not in yaml.safe_load(_user_data(STACKS["dev"], STACKS["dev"].control_plane.nodes[0]))
 
 
 @pytest.mark.tool("cloud-init")

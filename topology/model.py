@@ -350,10 +350,19 @@ class Addons(Strict):
     )
 
 
+def _archive_mirror(value: str) -> str:
+    return _url(value, ("http", "https"), "an Ubuntu archive mirror URL")
+
+
 class Packages(Strict):
     kubernetes_apt_source: StrictStr | None = Field(
         None, description="One-line apt source for kubelet/kubeadm/kubectl (the Kubernetes project's"
         " repository for your minor, or a mirror). Default: the hosts' configured apt sources."
+    )
+    ubuntu_mirror: Annotated[StrictStr, AfterValidator(_archive_mirror)] | None = Field(
+        None, description="Ubuntu archive mirror (http://apt.site.example/ubuntu) that control-plane VMs' apt uses"
+        " for the primary and security archives (cloud-init `apt`); containerd and the other Ubuntu packages come"
+        " from there. Bare-metal hosts keep their own apt sources. Default: the cloud image's.",
     )
 
 
