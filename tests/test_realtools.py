@@ -134,3 +134,10 @@ def test_kubernetes_provider_serves_its_schema_at_the_pinned_version(tmp_path: P
     assert result.returncode == 0, result.stderr
     schema = json.loads(result.stdout)
     assert (schema["name"], schema["version"]) == ("kubernetes", pinned()["PULUMI_KUBERNETES_VERSION"])
+
+
+def test_the_kubernetes_provider_built_is_the_release_the_python_sdk_pins() -> None:
+    """tools/versions and requirements.in each name it: they must agree (SDK and provider move together)."""
+    lines = (realtools.REPO / "requirements.in").read_text().splitlines()
+    sdk_pins = dict(line.split("==", 1) for line in lines if "==" in line)
+    assert sdk_pins["pulumi-kubernetes"] == pinned()["PULUMI_KUBERNETES_VERSION"]
