@@ -8,7 +8,7 @@ from functools import cache
 from typing import Any
 
 from dryrun.mockrun import REPO, MockRun, Record, run_program
-from dryrun.plan import resource_table
+from dryrun.plan import files_for_hosts, resource_table
 from topology import ROOT, read_stack_file
 
 
@@ -48,3 +48,9 @@ def graph(cluster: dict[str, Any], stack: str = "dev") -> Graph:
 @cache
 def stack_graph(stack: str) -> Graph:
     return graph(stack_cluster(stack), stack)
+
+
+@cache
+def stack_hosts(stack: str) -> dict[str, str]:
+    """The committed stack's dry-run host files: hosts/<host>/<path> -> content, as the dry run writes them."""
+    return files_for_hosts(stack_graph(stack).run)

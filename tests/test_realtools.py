@@ -11,6 +11,7 @@ import pytest
 
 from tests import realtools
 from tests.realtools import path_of, pinned
+from topology.versions import DEFAULT_VERSION
 
 SCRIPT = str(realtools.SCRIPT)
 
@@ -141,3 +142,15 @@ def test_containerd_binaries_report_the_pinned_version() -> None:
     want = "v" + pinned()["CONTAINERD_VERSION"]
     assert reported(path_of("containerd"), "--version").split()[2] == want
     assert reported(path_of("ctr"), "--version").split()[2] == want
+
+
+def test_the_kubernetes_provider_built_is_the_release_the_python_sdk_pins() -> None:
+    """tools/versions and requirements.in each name it: they must agree (SDK and provider move together)."""
+    lines = (realtools.REPO / "requirements.in").read_text().splitlines()
+    sdk_pins = dict(line.split("==", 1) for line in lines if "==" in line)
+    assert sdk_pins["pulumi-kubernetes"] == pinned()["PULUMI_KUBERNETES_VERSION"]
+
+
+def test_the_tools_build_the_default_stack_version() -> None:
+    # tools/versions is read by bash, so it cannot import topology/versions.py: this holds the two together.
+    assert realtools.pinned()["KUBERNETES_VERSION"] == DEFAULT_VERSION
