@@ -8,7 +8,7 @@ from functools import cache
 from typing import Any
 
 from dryrun.mockrun import REPO, MockRun, Record, run_program
-from dryrun.plan import files_for_hosts, resource_table
+from dryrun.plan import files_for_hosts, resource_table, waves
 from topology import ROOT, read_stack_file
 
 
@@ -54,3 +54,15 @@ def stack_graph(stack: str) -> Graph:
 def stack_hosts(stack: str) -> dict[str, str]:
     """The committed stack's dry-run host files: hosts/<host>/<path> -> content, as the dry run writes them."""
     return files_for_hosts(stack_graph(stack).run)
+
+
+def closure_of(g: Graph, name: str) -> set[str]:
+    """Every step `name` waits for, directly or through others."""
+    direct = {row["name"]: set(row["waits_for"]) for step in waves(g.table) for row in step}
+    seen: set[str] = set()
+    todo = [name]
+    while todo:
+        for dep in direct[todo.pop()] - seen:
+            seen.add(dep)
+            todo.append(dep)
+    return seen

@@ -17,7 +17,7 @@ from bench.plan_shape import blast_radius, plan_table
 from bench.scale import _add_control_plane_vm, topology
 from dryrun.mockrun import REPO, fake_stdout, is_secret, run_function, run_program
 from dryrun.plan import resource_table, waves
-from tests.mockgraph import Graph, cluster_copy, graph, stack_cluster, stack_graph
+from tests.mockgraph import Graph, closure_of, cluster_copy, graph, stack_cluster, stack_graph
 from topology import TopologyError, load_cluster
 from topology.bootstrap import Bootstrap, bootstrap_roles, outputs
 
@@ -273,14 +273,3 @@ def test_removing_the_promoted_away_init_node() -> None:
     assert {"cp2-join", "cp3-join", "w1-join"} <= set(g.by_name)  # cp2 is not reset: it stays a member
     assert "cp2-membership" in closure_of(g, "w1-credentials")
     assert g.run.outputs["kubeadmInitNode"] == ""
-
-
-def closure_of(g: Graph, name: str) -> set[str]:
-    direct = {row["name"]: set(row["waits_for"]) for step in waves(g.table) for row in step}
-    seen: set[str] = set()
-    todo = [name]
-    while todo:
-        for dep in direct[todo.pop()] - seen:
-            seen.add(dep)
-            todo.append(dep)
-    return seen

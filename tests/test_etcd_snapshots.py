@@ -22,10 +22,9 @@ from configs import etcd
 from configs.remote import command_line, secret_stdin
 from configs.systemd import environment_file, unit_text
 from dryrun.mockrun import REPO
-from dryrun.plan import waves
 from policies import pack, rules
 from tests.hostsim import ScratchHost
-from tests.mockgraph import Graph, cluster_copy, graph, stack_graph
+from tests.mockgraph import Graph, closure_of, cluster_copy, graph, stack_graph
 from tests.test_policies import POLICY, check_resource, stack_violations
 from topology import ROOT, TopologyError, load_cluster
 from topology.model import time_span_seconds
@@ -35,15 +34,6 @@ CPS = ("cp1", "cp2", "cp3")
 COMMAND = "command:remote:Command"
 
 
-def _closure(g: Graph, name: str) -> set[str]:
-    direct = {row["name"]: set(row["waits_for"]) for step in waves(g.table) for row in step}
-    seen: set[str] = set()
-    todo = [name]
-    while todo:
-        for dep in direct[todo.pop()] - seen:
-            seen.add(dep)
-            todo.append(dep)
-    return seen
 
 
 def _with_snapshots(stack: str, **snapshots: Any) -> dict[str, Any]:
@@ -235,10 +225,10 @@ def test_a_snapshot_precedes_each_control_plane_upgrade() -> None:
         assert "NODE_NAME=" + cp in row["inputs"]["create"]
         assert DEFAULT_VERSION in row["inputs"]["triggers"]  # run again when the version changes
         for later in (f"{cp}-backend-drain-lb1", f"{cp}-backend-drain-lb2", f"{cp}-drain", f"{cp}-upgrade"):
-            assert name in _closure(g, later), later
-        assert (f"{cp}-membership" if cp != "cp1" else "kubeadm-init") in _closure(g, name)
+            assert name in closure_of(g, later), later
+        assert (f"{cp}-membership" if cp != "cp1" else "kubeadm-init") in closure_of(g, name)
     # cp2's snapshot waits for cp1's upgrade to be through: one node at a time.
-    assert "cp1-upgrade" in _closure(g, "cp2-etcd-snapshot-pre-upgrade")
+    assert "cp1-upgrade" in closure_of(g, "cp2-etcd-snapshot-pre-upgrade")
     assert not [row for row in g.table if row["name"].startswith("w") and "snapshot" in row["name"]]
 
 
