@@ -1,8 +1,8 @@
-"""Markers for tests that need root or a Debian tool.
+"""Markers for tests that need root, a Debian tool or a real tool built by ./scripts/tools.
 
-`@pytest.mark.tool("haproxy", "keepalived")` and `@pytest.mark.root` skip with a reason on a
-developer machine without them; under CI=true a missing tool or root is a failure, so CI can
-never pass by skipping the real checks.
+`@pytest.mark.tool("haproxy", "keepalived")`, `@pytest.mark.realtool("kubeadm")` and `@pytest.mark.root`
+skip with a reason on a developer machine without them; under CI=true a missing tool or root is a
+failure, so CI can never pass by skipping the real checks.
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from tests import realtools  # noqa: E402  (needs REPO on sys.path)
+
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
@@ -27,6 +29,11 @@ def _unmet(item: pytest.Item) -> list[str]:
         missing = [tool for tool in mark.args if shutil.which(tool) is None]
         if missing:
             reasons.append(f"needs {', '.join(missing)} (Debian packages; .ci/run installs them)")
+    for mark in item.iter_markers("realtool"):
+        missing = realtools.missing(mark.args)
+        if missing:
+            how = f"./scripts/tools builds them; or set {realtools.TOOLS_DIR_ENV}"
+            reasons.append(f"needs {', '.join(missing)} ({how})")
     if item.get_closest_marker("root") and (os.geteuid() != 0 or shutil.which("ip") is None):
         reasons.append("needs root and iproute2 for network namespaces")
     return reasons
