@@ -8,6 +8,7 @@ import pulumi
 
 from components.cluster import HakubeCluster
 from components.previous import previous_outputs
+from configs.loadbalancer import VRRP_AUTH_REFUSED
 from topology import TopologyError, load_cluster
 from topology.bootstrap import bootstrap_roles
 from topology.bootstrap import outputs as bootstrap_outputs
@@ -15,6 +16,9 @@ from topology.upgrade import refuse_bad_upgrade
 
 
 def run(config: pulumi.Config) -> HakubeCluster:
+    if config.get_secret("vrrpPassword") is not None:
+        # Not declared in Pulumi.yaml (the engine would then require it): refused when set.
+        raise pulumi.RunError(f"invalid stack configuration:\n{VRRP_AUTH_REFUSED}")
     try:
         cluster = load_cluster(config.require_object("cluster"))
         previous = previous_outputs()

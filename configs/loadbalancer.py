@@ -95,6 +95,13 @@ class Server(NamedTuple):
     port: int
 
 
+VRRP_AUTH_REFUSED = (
+    "hakube:vrrpPassword: VRRP authentication exists only in VRRPv2 (whole-second adverts),"
+    " not in the VRRPv3 hakube runs for sub-second failover; unset it (unicast peers with"
+    " check_unicast_src already accept adverts only from the LB nodes)"
+)
+
+
 class VrrpAuthUnsupported(ValueError):
     """A VRRP password was given; see `render_keepalived` for why hakube refuses it."""
 
@@ -186,11 +193,7 @@ def render_keepalived(
     (adverts are accepted only from the configured peers' addresses).
     """
     if auth_password:
-        raise VrrpAuthUnsupported(
-            "hakube:vrrpPassword: VRRP authentication exists only in VRRPv2 (whole-second adverts),"
-            " not in the VRRPv3 hakube runs for sub-second failover; unset it (unicast peers with"
-            " check_unicast_src already accept adverts only from the LB nodes)"
-        )
+        raise VrrpAuthUnsupported(VRRP_AUTH_REFUSED)
     nodes = lb_nodes(cluster)
     node = next((n for n in nodes if n.name == node_name), None)
     if node is None:
