@@ -60,8 +60,9 @@ class HakubeCluster(Component):
         first = cluster.first_control_plane
         targets = [SmokeTarget(name, node.host.address, self.kubeadm.joins.get(name), node)
                    for name, node in self.nodes.items()]
+        # None when addons.enabled is false: no Kubernetes provider, nothing in the cluster.
         self.addons = Addons(cluster, self.kubeconfig, [self.kubeadm.last_control_plane],
-                             self.nodes[first.name].host, targets, child)
+                             self.nodes[first.name].host, targets, child) if cluster.addons.enabled else None
         # Version changes and certificate renewal, each node once it has joined (components/upgrade.py).
         self.upgrades = Upgrades(cluster, self.nodes, lb_hosts, joined=self.kubeadm.members,
                                  previous_version=previous_version)

@@ -36,7 +36,7 @@ def run(config: pulumi.Config) -> HakubeCluster:
     pulumi.export("kubernetesVersion", cluster.kubernetes_version)
     pulumi.export("kubeconfig", built.kubeconfig)
     pulumi.export("certificates", built.upgrades.certificates)
-    if built.addons.smoke_test is not None:
+    if built.addons is not None and built.addons.smoke_test is not None:
         pulumi.export("smokeTest", built.addons.smoke_test)
     return built
 
