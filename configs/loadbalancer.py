@@ -60,6 +60,12 @@ RELOADERS = {
     "haproxy": "systemctl reload-or-restart haproxy && systemctl is-active --quiet haproxy",
     "keepalived": "systemctl reload-or-restart keepalived && sleep 1 && systemctl is-active --quiet keepalived",
 }
+# Run when a drop is deleted (`pulumi destroy`, or the node leaves the pair) before its file goes: a
+# node without hakube's configuration runs neither daemon, now or after a reboot.
+STOPPERS = {
+    "haproxy": "systemctl disable --now haproxy",
+    "keepalived": "systemctl disable --now keepalived",
+}
 
 
 # HAProxy tuning (the targets; see tests/test_failover_netns.py and bench/failover.py).

@@ -8,8 +8,11 @@
 # runs); daemon configurations go through config-drop.sh.
 # Idempotent: a file whose content is unchanged is not rewritten (only its mode set, if that
 # changed); with nothing changed, says "unchanged" and exits 0.
+# ACTION=remove (the step's delete, handed the same stdin): every listed file and its
+# PATH.hakube-prev are removed; none there is "already removed".
 #
-# Environment: HAKUBE_ROOT (prefix for every path; tests point it at a scratch root).
+# Environment: ACTION (apply, the default, or remove); HAKUBE_ROOT (prefix for every path; tests
+# point it at a scratch root).
 set -euo pipefail
 
 root="${HAKUBE_ROOT:-}"
@@ -18,6 +21,23 @@ fail() {
   printf 'file-set: %s\n' "$*" >&2
   exit 1
 }
+
+if [[ "${ACTION:-apply}" == remove ]]; then
+  removed=0
+  while read -r mode path _; do
+    [[ -n "$mode" ]] || continue
+    [[ "$path" == /* ]] || fail "${path@Q}: not an absolute path"
+    for file in "$root$path" "$root$path.hakube-prev"; do
+      if [[ -e "$file" ]]; then
+        rm -f "$file"
+        removed=$((removed + 1))
+      fi
+    done
+  done
+  if ((removed == 0)); then log "already removed"; else log "removed $removed files"; fi
+  exit 0
+fi
+[[ "${ACTION:-apply}" == apply ]] || fail "unknown ACTION ${ACTION@Q} (apply or remove)"
 
 candidates=()
 destinations=()
