@@ -67,8 +67,9 @@ class HakubeCluster(Component):
         first = cluster.first_control_plane
         targets = [SmokeTarget(name, node.host.address, self.kubeadm.joins.get(name), node)
                    for name, node in self.nodes.items()]
+        # None when addons.enabled is false: no Kubernetes provider, nothing in the cluster.
         self.addons = Addons(cluster, self.kubeconfig, [self.kubeadm.last_control_plane],
-                             self.nodes[first.name].host, targets, child)
+                             self.nodes[first.name].host, targets, child) if cluster.addons.enabled else None
         # etcd snapshots on every control-plane node once its member exists (components/etcd.py).
         self.etcd_snapshots = EtcdSnapshots(cluster, self.nodes, self.kubeadm.members, etcd_backup_key, opts=child)
         # Version changes and certificate renewal, each node once it has joined (components/upgrade.py).

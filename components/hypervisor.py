@@ -44,12 +44,17 @@ class HypervisorHost(Component):
         }
         super().__init__("Hypervisor", hv.name, props, opts)
         self.hv = hv
-        self.provider = libvirt.Provider(f"{hv.name}-libvirt", uri=libvirt_uri(cluster, hv),
-                                         opts=pulumi.ResourceOptions(parent=self))
         apt = apt_proxy(hv.name, cluster, host, pulumi.ResourceOptions(parent=self))
         self.prepare = run_script(f"{hv.name}-prepare", host, "hypervisor-prepare.sh",
                                   env=vm.hypervisor_prepare_env(hv, ssh_user=cluster.ssh.user),
                                   opts=pulumi.ResourceOptions(parent=self, depends_on=apt))
+        # The provider connects to libvirtd as soon as it is configured, which the engine does only
+        # once its inputs are known: a URI that waits for the prepare step keeps it from dialling a
+        # host before hypervisor-prepare.sh has installed libvirt there, and keeps a first preview
+        # (nothing prepared yet) from dialling the hypervisors at all.
+        uri = self.prepare.stdout.apply(lambda _: libvirt_uri(cluster, hv))
+        self.provider = libvirt.Provider(f"{hv.name}-libvirt", uri=uri,
+                                         opts=pulumi.ResourceOptions(parent=self, depends_on=[self.prepare]))
         # Pools and networks are created only once the host has libvirt and its directories.
         on_host = pulumi.ResourceOptions(parent=self, provider=self.provider, depends_on=[self.prepare])
         self.pools = {

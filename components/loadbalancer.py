@@ -32,7 +32,7 @@ class LoadBalancerHost(Component):
         self.drops = [
             FileDrop(
                 f"{peer.name}-{daemon}", host, lb.CONFIG_PATHS[daemon], contents[daemon],
-                check=lb.CHECKERS[daemon], reload=lb.RELOADERS[daemon],
+                check=lb.CHECKERS[daemon], reload=lb.RELOADERS[daemon], stop=lb.STOPPERS[daemon],
                 # The daemons and their script user come from lb-prepare.sh.
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[self.prepare]),
             )

@@ -9,6 +9,7 @@ import pulumi
 from components.cluster import HakubeCluster
 from components.previous import previous_outputs
 from configs import registries
+from configs.loadbalancer import VRRP_AUTH_REFUSED
 from topology import Cluster, TopologyError, load_cluster
 from topology.bootstrap import bootstrap_roles
 from topology.bootstrap import outputs as bootstrap_outputs
@@ -16,6 +17,9 @@ from topology.upgrade import refuse_bad_upgrade
 
 
 def run(config: pulumi.Config) -> HakubeCluster:
+    if config.get_secret("vrrpPassword") is not None:
+        # Not declared in Pulumi.yaml (the engine would then require it): refused when set.
+        raise pulumi.RunError(f"invalid stack configuration:\n{VRRP_AUTH_REFUSED}")
     try:
         cluster = load_cluster(config.require_object("cluster"))
         previous = previous_outputs()
@@ -35,7 +39,7 @@ def run(config: pulumi.Config) -> HakubeCluster:
     pulumi.export("kubernetesVersion", cluster.kubernetes_version)
     pulumi.export("kubeconfig", built.kubeconfig)
     pulumi.export("certificates", built.upgrades.certificates)
-    if built.addons.smoke_test is not None:
+    if built.addons is not None and built.addons.smoke_test is not None:
         pulumi.export("smokeTest", built.addons.smoke_test)
     return built
 

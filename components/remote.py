@@ -94,8 +94,14 @@ def run_script(
     )
 
 
+# A placed file's step is never replaced: a replacement runs the old step's delete (which removes
+# the file) after the new one placed it. A changed content or command runs the step again as an update.
+PLACED_IN_PLACE = ["triggers"]
+
+
 class FileDrop(Component):
     """One file placed on a host: checked by its daemon's checker, swapped atomically, reloaded.
+    Deleted (destroy, or the host leaves the stack): `stop` runs, then the file is removed.
 
     The path and content are this component's own inputs so the dry run can write the file where
     the host would have it and the policy pack can read it.
@@ -110,11 +116,13 @@ class FileDrop(Component):
         *,
         check: str = "true",
         reload: str = "true",
+        stop: str = "true",
         mode: str = "0644",
         write_once: bool = False,
         opts: pulumi.ResourceOptions,
     ) -> None:
-        """`write_once`: placed when created, then left as it is (a later content change is ignored)."""
+        """`write_once`: placed when created, then left as it is (a later content change is ignored).
+        `stop`: what stops the file's reader before its removal (e.g. `systemctl disable --now haproxy`)."""
         super().__init__("FileDrop", name,
             {"host": host.name, "path": path, "content": content, "check": check, "reload": reload, "mode": mode},
             pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(ignore_changes=["content"] * write_once)),
@@ -123,8 +131,9 @@ class FileDrop(Component):
             f"{name}-apply", host, "config-drop.sh",
             env={"DEST": path, "CHECK_CMD": check, "RELOAD_CMD": reload, "MODE": mode},
             payload=content,
+            delete_scripts=["config-drop.sh"], delete_env={"DEST": path, "ACTION": "remove", "STOP_CMD": stop},
             triggers=[digest(path, content, check, reload, mode)],
-            ignore_changes=["triggers", "stdin"] if write_once else [],
+            ignore_changes=[*PLACED_IN_PLACE, *(["stdin"] if write_once else [])],
             opts=pulumi.ResourceOptions(parent=self),
         )
         self.finish(sha256=digest(content))
@@ -132,7 +141,8 @@ class FileDrop(Component):
 
 class FileSet(Component):
     """A node's files that no daemon checks or reloads (kubeadm config, patches, kubelet record),
-    placed by one step: one SSH session a node instead of one a file (bench/scale.py).
+    placed by one step: one SSH session a node instead of one a file (bench/scale.py). Deleted, the
+    step removes them again.
 
     The files (path, content, mode) are this component's own inputs so the dry run can write each
     where the host would have it and the policy pack can read it.
@@ -154,9 +164,10 @@ class FileSet(Component):
                                                ("SECRET_NAMES", " ".join(sorted(secrets or {})))) if value}
         self.command = run_script(
             f"{name}-apply", host, "file-set.sh", env=env, secrets=secrets, payload=payload, then=then,
-            delete_scripts=["file-set.sh"] if manifest else [], delete_env={**env, "REMOVE": "true"},
+            # The delete reads the same stdin (the paths to remove) or, with MANIFEST, the set's record.
+            delete_scripts=["file-set.sh"], delete_env={**env, "REMOVE": "true"},
             # Any file's change places the set again (unchanged files are left untouched); a changed secret
             # changes stdin, which runs it again as an update.
-            triggers=[digest(payload)], opts=pulumi.ResourceOptions(parent=self),
+            triggers=[digest(payload)], ignore_changes=PLACED_IN_PLACE, opts=pulumi.ResourceOptions(parent=self),
         )
         self.finish(sha256=digest(payload))

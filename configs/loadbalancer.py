@@ -60,6 +60,12 @@ RELOADERS = {
     "haproxy": "systemctl reload-or-restart haproxy && systemctl is-active --quiet haproxy",
     "keepalived": "systemctl reload-or-restart keepalived && sleep 1 && systemctl is-active --quiet keepalived",
 }
+# Run when a drop is deleted (`pulumi destroy`, or the node leaves the pair) before its file goes: a
+# node without hakube's configuration runs neither daemon, now or after a reboot.
+STOPPERS = {
+    "haproxy": "systemctl disable --now haproxy",
+    "keepalived": "systemctl disable --now keepalived",
+}
 
 
 # HAProxy tuning (the issue's targets; see tests/test_failover_netns.py and bench/failover.py).
@@ -93,6 +99,13 @@ class Server(NamedTuple):
     name: str
     address: ipaddress.IPv4Address
     port: int
+
+
+VRRP_AUTH_REFUSED = (
+    "hakube:vrrpPassword: VRRP authentication exists only in VRRPv2 (whole-second adverts),"
+    " not in the VRRPv3 hakube runs for sub-second failover; unset it (unicast peers with"
+    " check_unicast_src already accept adverts only from the LB nodes)"
+)
 
 
 class VrrpAuthUnsupported(ValueError):
@@ -186,11 +199,7 @@ def render_keepalived(
     (adverts are accepted only from the configured peers' addresses).
     """
     if auth_password:
-        raise VrrpAuthUnsupported(
-            "hakube:vrrpPassword: VRRP authentication exists only in VRRPv2 (whole-second adverts),"
-            " not in the VRRPv3 hakube runs for sub-second failover; unset it (unicast peers with"
-            " check_unicast_src already accept adverts only from the LB nodes)"
-        )
+        raise VrrpAuthUnsupported(VRRP_AUTH_REFUSED)
     nodes = lb_nodes(cluster)
     node = next((n for n in nodes if n.name == node_name), None)
     if node is None:

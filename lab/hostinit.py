@@ -30,6 +30,7 @@ LAB_RUN = Path("/run/hakube-lab")
 LAB_LOG = Path("/var/log/hakube-lab")
 SHIM_DIR = Path("/usr/local/sbin")  # first on sudo's secure_path (and root's PATH)
 USER_BIN = Path("/usr/local/bin")  # first on the login user's PATH: the same shims, linked
+HELPER_DIR = Path("/usr/local/lib/hakube-lab")  # what the shims run
 SSHD_PIDFILE = LAB_RUN / "sshd.pid"
 # What sudo's secure_path gives (Debian's /etc/sudoers); the host's own services start with it too.
 SECURE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -87,13 +88,28 @@ def create_user(user: str, authorized_key: str) -> None:
     sudoers.chmod(0o440)
 
 
-def install_shims(source: Path) -> None:
+def install_shims(source: Path, helpers: list[str], python: str) -> None:
     for shim in sorted(source.iterdir()):
         if shim.is_file():
             target = SHIM_DIR / shim.name
             shutil.copyfile(shim, target)
             target.chmod(0o755)
             (USER_BIN / shim.name).symlink_to(target)
+    # What the shims exec (lab/fakecluster.py), and the lab's own interpreter to run it with.
+    HELPER_DIR.mkdir(parents=True, exist_ok=True)
+    for helper in map(Path, helpers):
+        shutil.copyfile(helper, HELPER_DIR / helper.name)
+    wrapper = HELPER_DIR / "python"
+    wrapper.write_text(f'#!/bin/sh\nexec {python} "$@"\n')
+    wrapper.chmod(0o755)
+
+
+def unified_cgroups() -> None:
+    """The host sees the unified cgroup (v2) hierarchy at /sys/fs/cgroup, as a node booted with it
+    would (node-prereqs.sh checks for it), even where the machine mounts the v1 controllers there:
+    a view only, in this host's mount namespace; controllers bound to v1 stay out of it."""
+    if not Path("/sys/fs/cgroup/cgroup.controllers").exists():
+        run("mount", "-t", "cgroup2", "cgroup2", "/sys/fs/cgroup")
 
 
 def sshd_config(user: str, addresses: list[str], port: int) -> str:
@@ -141,7 +157,8 @@ def setup(settings: dict[str, Any]) -> str:
     mount_private_dirs(Path(settings["state"]), settings["private_dirs"])
     name_host(settings["name"], settings["hosts"])
     create_user(settings["user"], settings["authorized_key"])
-    install_shims(Path(settings["shims"]))
+    install_shims(Path(settings["shims"]), settings.get("helpers", []), settings.get("python", sys.executable))
+    unified_cgroups()
     return start_sshd(settings["user"], settings["addresses"], settings["port"])
 
 

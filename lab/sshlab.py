@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lab.procs import NsId, all_pids, children, kill_in, ns_id, start_time, wait_until
+from lab.procs import NsId, all_pids, children, kill_in, ns_id, processes_in, start_time, wait_until
 
 LAB_RANGE = ipaddress.ip_network("198.18.0.0/15")
 DEFAULT_PREFIX = LAB_RANGE.prefixlen  # every lab address on-link to every other
@@ -51,6 +51,7 @@ PRIVATE_DIRS = ("/etc", "/var", "/run", "/usr/local", "/opt", "/root", "/home", 
 # (on this kind of machine's disk, removing a 6-host lab's files took 0.9 s).
 STATE_PARENT = Path("/dev/shm")
 SHIMS = Path(__file__).resolve().parent / "shims"
+FAKE_CLUSTER = Path(__file__).resolve().parent / "fakecluster.py"  # what the kubeadm/kubectl/etcdctl shims run
 HOSTINIT = Path(__file__).resolve().parent / "hostinit.py"
 SECURE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"  # sudo's, as on Debian
 HOST_NAME = re.compile(r"^[a-z][a-z0-9-]{0,12}$")  # the bridge-side veth is v-<name>: 15 chars at most
@@ -213,7 +214,7 @@ class SshLab:
         settings = {
             "name": host, "state": str(state), "private_dirs": list(PRIVATE_DIRS), "user": self.user,
             "authorized_key": self.public_key, "addresses": [str(i.ip) for i in self.hosts[host].interfaces],
-            "port": self.port, "shims": str(SHIMS),
+            "port": self.port, "shims": str(SHIMS), "helpers": [str(FAKE_CLUSTER)], "python": sys.executable,
             "hosts": {name: spec.address for name, spec in self.hosts.items()},
         }
         with (state / "init.log").open("ab") as log:
@@ -296,6 +297,10 @@ class SshLab:
         host_pid_ns = ns_id(f"/proc/{self._init_pids[host]}/ns/pid")
         return {pid: start for pid in all_pids() if ns_id(f"/proc/{pid}/ns/pid") == host_pid_ns
                 and (start := start_time(pid))}
+
+    def processes(self) -> list[int]:
+        """Every live process in any of the lab's namespaces (its hosts and the runner), by PID."""
+        return processes_in(self._ns_ids)
 
     def addresses(self, host: str) -> list[str]:
         """The IPv4 addresses on the host's eth0 right now (a VIP shows up here)."""

@@ -103,9 +103,26 @@ def _revealed(props: Any) -> tuple[dict[str, Any], frozenset[str]]:
     return rules.reveal(raw), frozenset(k for k, v in raw.items() if rules.contains_secret(v))
 
 
+# URN -> the inputs the engine last handed a resource policy. The engine runs Analyze (resource
+# policies, on inputs) for every resource before AnalyzeStack (stack policies, on outputs), in this one
+# pack process. In a preview it knows no outputs for a resource whose provider is not configured yet
+# (libvirt before its hypervisor is prepared, kubernetes before the cluster exists: their inputs are
+# unknown) and hands stack policies an empty map for it, which a rule would read as "no xml.xslt",
+# "no NIC", ...; a configured provider's preview echoes the inputs, as the dry run's mocks do, so a
+# stack rule reads those instead.
+_INPUTS: dict[str, Any] = {}
+
+
+def _known_props(r: PolicyResource) -> Any:
+    """The resource's outputs, or its inputs while the engine knows no outputs (see _INPUTS)."""
+    if r.props is not None and not _plain(r.props):
+        return _INPUTS.get(r.urn, r.props)
+    return r.props
+
+
 def from_policy_resource(r: PolicyResource) -> rules.Resource:
     return to_resource(
-        r.resource_type, r.name, r.urn, r.props, r.opts,
+        r.resource_type, r.name, r.urn, _known_props(r), r.opts,
         parent=r.parent.urn if r.parent is not None else None,
         dependencies=[d.urn for d in r.dependencies],
         property_dependencies={k: [d.urn for d in v] for k, v in (r.property_dependencies or {}).items()},
@@ -177,6 +194,7 @@ def resource_policy(name: str, description: str, check: Callable[[rules.Resource
                     level: EnforcementLevel, scope: Scope,
                     config_schema: PolicyConfigSchema | None = None) -> ResourceValidationPolicy:
     def validate(args: ResourceValidationArgs, report: ReportViolation) -> None:
+        _INPUTS[args.urn] = args.props
         for message in check(_args_resource(args), args.get_config() or {}):
             report(message, args.urn)
 

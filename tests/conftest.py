@@ -2,7 +2,8 @@
 
 `@pytest.mark.tool("haproxy", "keepalived")`, `@pytest.mark.realtool("kubeadm")` and `@pytest.mark.root`
 skip with a reason on a developer machine without them; under CI=true a missing tool or root is a
-failure, so CI can never pass by skipping the real checks.
+failure, so CI can never pass by skipping the real checks. The one exception: a realtool that
+./scripts/tools cannot build on this kind of machine (tests/realtools.py NOT_BUILT) skips, naming why.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ def _unmet(item: pytest.Item) -> list[str]:
         if missing:
             reasons.append(f"needs {', '.join(missing)} (Debian packages; .ci/run installs them)")
     for mark in item.iter_markers("realtool"):
-        missing = realtools.missing(mark.args)
+        missing = [tool for tool in realtools.missing(mark.args) if tool not in realtools.NOT_BUILT]
         if missing:
             how = f"./scripts/tools builds them; or set {realtools.TOOLS_DIR_ENV}"
             reasons.append(f"needs {', '.join(missing)} ({how})")
@@ -39,10 +40,20 @@ def _unmet(item: pytest.Item) -> list[str]:
     return reasons
 
 
+def _not_built(item: pytest.Item) -> list[str]:
+    """Missing binaries no machine of this kind can build (tests/realtools.py NOT_BUILT), with why."""
+    wanted = {tool for mark in item.iter_markers("realtool") for tool in mark.args}
+    return [f"{tool}: {realtools.NOT_BUILT[tool]}" for tool in sorted(wanted & set(realtools.NOT_BUILT))
+            if tool in realtools.missing((tool,))]
+
+
 def pytest_runtest_setup(item: pytest.Item) -> None:
     reasons = _unmet(item)
-    if not reasons:
-        return
-    if IN_CI:
-        pytest.fail("CI=true but " + "; ".join(reasons), pytrace=False)
-    pytest.skip("; ".join(reasons))
+    if reasons:
+        if IN_CI:
+            pytest.fail("CI=true but " + "; ".join(reasons), pytrace=False)
+        pytest.skip("; ".join(reasons))
+    if unbuildable := _not_built(item):
+        # Under CI too: ./scripts/tools cannot build these, so no CI run can have them.
+        pytest.skip("needs binaries ./scripts/tools cannot build (" + "; ".join(unbuildable)
+                    + f"); put them in ${realtools.TOOLS_DIR_ENV} to run it")

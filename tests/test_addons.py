@@ -463,3 +463,33 @@ def test_ingress_is_refused_by_path_with_the_way_on(value: object) -> None:
         load_cluster(data)
     assert refused.value.lines == [
         "hakube:cluster.addons.ingress: ingress-nginx is retired (March 2026, no further fixes); use addons.gateway"]
+
+
+def test_addons_off_leaves_out_the_provider_and_everything_in_the_cluster() -> None:
+    """addons.enabled false: hakube stops at the kubeadm cluster and its kubeconfig (the SSH lab runs so)."""
+    from tests.mockgraph import cluster_copy, graph
+
+    cluster = cluster_copy("edge")
+    cluster["addons"] = {"enabled": False}
+    off = graph(cluster, "edge")
+    on = graph(cluster_copy("edge"), "edge")
+    left_out = {row["name"] for row in on.table} - {row["name"] for row in off.table}
+    assert {row["name"] for row in off.table} < {row["name"] for row in on.table}
+    assert not [row for row in off.table if row["type"].startswith(("kubernetes:", "pulumi:providers:kubernetes"))]
+    assert left_out == {"addons", "k8s", *(r["name"] for r in on.table if r["type"].startswith("kubernetes:")),
+                        *(f"{n}-smoke-check" for n in ("edge1", "edge2", "edge3"))}
+    assert "kubeconfig" in off.run.outputs and "smokeTest" not in off.run.outputs
+    assert "admin-kubeconfig" in off.by_name
+
+
+@pytest.mark.parametrize("asked", [{"smokeTest": True}, {"gateway": {"enabled": True}},
+                                   {"metallb": {"enabled": True, "addresses": ["198.18.4.200/29"]}}])
+def test_an_add_on_asked_for_with_the_add_ons_off_is_refused_at_its_path(asked: dict[str, Any]) -> None:
+    data = copy.deepcopy(stack_cluster("edge"))
+    data["addons"] = {"enabled": False, **asked}
+    with pytest.raises(TopologyError) as err:
+        load_cluster(data)
+    key = next(iter(asked))
+    path = f"hakube:cluster.addons.{key}" + ("" if key == "smokeTest" else ".enabled")
+    assert [line for line in err.value.lines if line.startswith(path)] == [
+        f"{path}: is on, but addons.enabled is false: nothing in the cluster is installed"]

@@ -209,3 +209,46 @@ def test_lb_prepare_second_run_changes_nothing(tmp_path: Path) -> None:
     assert host.tree() == before
     mutating = [c for c in host.calls() if c[0] in ("apt-get", "useradd") or c[1:3] == ["-q", "-w"]]
     assert mutating == []
+
+
+@pytest.mark.tool("bash")
+def test_the_delete_stops_the_reader_then_removes_the_file_and_its_previous(tmp_path: Path) -> None:
+    host = _host(tmp_path)
+    assert _drop(host, OLD).returncode == 0 and _drop(host, NEW).returncode == 0
+    assert set(host.tree()) == {DEST.lstrip("/"), DEST.lstrip("/") + ".hakube-prev"}
+    seen = tmp_path / "stop-saw"
+    host.shim("fake-stop", f'if test -f "{host.root}{DEST}"; then echo file >>"{seen}"; else echo none >>"{seen}"; fi')
+    env = {"DEST": DEST, "ACTION": "remove", "STOP_CMD": "fake-stop"}
+    removed = host.run("config-drop.sh", env=env, stdin=NEW)
+    assert removed.returncode == 0, removed.stderr
+    assert host.tree() == {}
+    assert seen.read_text() == "file\n"  # stopped while its file was still there
+    again = host.run("config-drop.sh", env=env)
+    assert again.returncode == 0 and again.stdout.strip() == f"config-drop: {DEST}: already removed"
+
+
+@pytest.mark.tool("bash")
+def test_a_failed_stop_keeps_the_file(tmp_path: Path) -> None:
+    host = _host(tmp_path)
+    assert _drop(host, NEW).returncode == 0
+    host.shim("fake-stop", "echo 'unit busy' >&2; exit 1")
+    result = host.run("config-drop.sh", env={"DEST": DEST, "ACTION": "remove", "STOP_CMD": "fake-stop"})
+    assert result.returncode == 1 and "unit busy" in result.stderr
+    assert host.tree() == {DEST.lstrip("/"): NEW}
+
+
+def test_the_load_balancer_drops_disable_their_daemon_when_deleted_and_are_never_replaced() -> None:
+    from configs.loadbalancer import STOPPERS
+    from tests.mockgraph import stack_graph
+
+    for daemon in ("haproxy", "keepalived"):
+        record = stack_graph("dev").record(f"lb1-{daemon}-apply")
+        assert "ACTION=remove" in record.inputs["delete"]
+        assert f"STOP_CMD={shlex_quote(STOPPERS[daemon])}" in record.inputs["delete"]
+        assert record.ignore_changes == ["triggers"]
+
+
+def shlex_quote(text: str) -> str:
+    import shlex
+
+    return shlex.quote(text)

@@ -50,3 +50,34 @@ def test_two_control_plane_vms_on_one_hypervisor_exit_1_naming_the_spread_rule(t
     assert statuses.pop("cp-spread") == "MANDATORY"
     assert set(statuses.values()) == {"PASS"}  # disjoint pins: every other rule still holds
     assert "hv1: hosts cp1-vm, cp2-vm although 3 hypervisors are declared" in text
+
+
+def test_stack_rules_read_the_inputs_of_resources_whose_outputs_a_preview_does_not_know() -> None:
+    """A first `pulumi preview` hands stack policies an empty map for each resource of a provider it
+    has not configured (libvirt, kubernetes: their inputs are unknown then). The pack reads the inputs
+    its resource policies were handed instead, as the dry run's mocks (outputs = inputs) do."""
+    from pulumi_policy import ResourceValidationArgs, StackValidationArgs
+
+    from dryrun import policy_check
+    from tests.mockgraph import stack_graph
+
+    resources = policy_check.policy_resources(stack_graph("dev").run)
+    unconfigured = ("libvirt:", "kubernetes:")
+    for r in resources:
+        if r.resource_type.startswith(unconfigured):
+            r.props = policy_check.engine_props({})  # what the engine's AnalyzeStack carries for it
+    pinning = next(p for p in pack.POLICIES if p.name == "cp-vcpu-pinning")
+
+    def stack_violations() -> list[str]:
+        found: list[str] = []
+        pinning.validate(StackValidationArgs(resources, None), lambda message, urn=None: found.append(message))
+        return found
+
+    pack._INPUTS.clear()
+    assert any("has no xml.xslt" in m for m in stack_violations())  # read as absent, not as unknown
+    secrets = next(p for p in pack.POLICIES if p.name == "secrets")
+    for r in stack_graph("dev").run.records:  # Analyze: every resource's inputs, before AnalyzeStack
+        secrets.validate(ResourceValidationArgs(r.type, policy_check.engine_props(r.inputs), r.urn, r.name,
+                                                policy_check._options(r), None, None), lambda *_: None)
+    assert stack_violations() == []
+    pack._INPUTS.clear()

@@ -199,3 +199,26 @@ def test_a_joined_node_without_its_record_names_the_record(tmp_path: Path) -> No
     unusable = host.run("kubelet-cpu-manager.sh", env=env)
     assert f"the configuration on {KUBELET_RECORD_PATH} has no cpuManagerPolicy" in unusable.stderr
     assert host.calls("systemctl") == []
+
+
+@pytest.mark.tool("bash")
+def test_the_delete_removes_every_listed_file_and_its_previous_and_nothing_else(tmp_path: Path) -> None:
+    host = ScratchHost(tmp_path)
+    assert host.run("file-set.sh", stdin=_stdin(FILES)).returncode == 0
+    assert host.run("file-set.sh", stdin=_stdin({**FILES, PATCH: "changed\n"})).returncode == 0
+    other = host.root / "etc/kubernetes/admin.conf"
+    other.write_text("not ours\n")
+    removed = host.run("file-set.sh", env={"ACTION": "remove"}, stdin=_stdin({**FILES, PATCH: "changed\n"}))
+    assert removed.returncode == 0, removed.stderr
+    assert removed.stdout.strip() == "file-set: removed 3 files"
+    assert host.tree() == {"etc/kubernetes/admin.conf": "not ours\n"}
+    again = host.run("file-set.sh", env={"ACTION": "remove"}, stdin=_stdin(FILES))
+    assert again.returncode == 0 and again.stdout.strip() == "file-set: already removed"
+
+
+def test_the_program_deletes_a_file_set_with_its_own_stdin_and_never_replaces_it() -> None:
+    record = stack_graph("dev").record("w1-kubeadm-files-apply")
+    assert record.inputs["delete"].startswith("sudo -n env ACTION=remove bash -c ")
+    assert record.inputs["delete"].endswith(" file-set")
+    assert record.inputs["create"].startswith("sudo -n env bash -c ")  # the create applies
+    assert record.ignore_changes == ["triggers"]

@@ -69,3 +69,15 @@ def test_bad_topology_registers_nothing() -> None:
         run_program(bad, "dev", sink=seen)
     assert seen.records == []
     assert "hakube:cluster.loadBalancer.nodes[1].priority: equals nodes[0].priority (150)" in str(err.value)
+
+
+def test_a_vrrp_password_is_refused_before_anything_is_registered() -> None:
+    """Pulumi.yaml does not declare hakube:vrrpPassword (the engine would require a declared key
+    without a default on every stack), so the program refuses it itself."""
+    seen = MockRun()
+    with pytest.raises(pulumi.RunError) as err:
+        run_program(cluster_copy("dev"), "dev", extra_config={"hakube:vrrpPassword": "s3cret"}, sink=seen)
+    assert seen.records == []
+    assert "hakube:vrrpPassword: VRRP authentication exists only in VRRPv2" in str(err.value)
+    assert "s3cret" not in str(err.value)
+

@@ -466,6 +466,9 @@ CASES: list[Case] = [
     ("metallb-overlap", "dev", {"addons.metallb": {"enabled": True, "addresses": ["198.18.0.200/29",
                                                                                     "198.18.0.204-198.18.0.210"]}},
      [f"{R}.addons.metallb.addresses[1]: 198.18.0.204-198.18.0.210 overlaps addresses[0]"]),
+    ("addons-off-yet-asked-for", "dev", {"addons.enabled": False},
+     [f"{R}.addons.smokeTest: is on, but addons.enabled is false: nothing in the cluster is installed",
+      f"{R}.addons.gateway.enabled: is on, but addons.enabled is false: nothing in the cluster is installed"]),
     ("metallb-format", "dev", {"addons.metallb": {"addresses": ["198.18.0.201/29", "198.18.0.210-198.18.0.200"]}},
      [f"{R}.addons.metallb.addresses[0]: '198.18.0.201/29' is not a CIDR or an address range: 198.18.0.201/29"
       " has host bits set",

@@ -332,6 +332,11 @@ def _ingress_retired(value: object) -> object:
 
 
 class Addons(Strict):
+    enabled: StrictBool = Field(
+        True, description="Install the in-cluster add-ons below through the Kubernetes provider. false: hakube"
+        " stops at the kubeadm cluster and its admin kubeconfig (no CNI: the nodes stay NotReady until you install"
+        " one, e.g. with GitOps); every other add-on key must then stay off. Default true.",
+    )
     cni: Literal["calico", "cilium", "flannel"] = Field("calico", description="CNI (pinned chart). Default calico.")
     smoke_test: StrictBool = Field(True, description="Deploy the nginx NodePort smoke test (and, with addons.gateway,"
                                    " its HTTPRoute). Default true.")

@@ -361,6 +361,17 @@ def metallb_pool(c: Cluster) -> Iterator[Problem]:
         spans.append((first, last))
 
 
+def addons_off(c: Cluster) -> Iterator[Problem]:
+    """With the add-ons off nothing installs one: an add-on still asked for is a contradiction."""
+    addons = c.addons
+    if addons.enabled:
+        return
+    asked = [("smokeTest",)] if addons.smoke_test and "smoke_test" in addons.model_fields_set else []
+    asked += [(name, "enabled") for name in ("metallb", "gateway") if getattr(addons, name).enabled]
+    for loc in asked:
+        yield Problem(("addons", *loc), "is on, but addons.enabled is false: nothing in the cluster is installed")
+
+
 # Worker upgrades form lanes of ceil(workers / workerParallelism) chained steps (components/upgrade.py).
 # Pulumi's dependency-cycle check recurses once per link: 250 chained workers ran, 400 raised
 # RecursionError (bench/scale.py topologies, under mocks; the same SDK code runs under `pulumi up`).
@@ -472,6 +483,7 @@ RULES: tuple[Callable[[Cluster], Iterator[Problem]], ...] = (
     hypervisor_capacity,
     workers_and_profile,
     metallb_pool,
+    addons_off,
     upgrade_lanes,
     etcd_snapshot_target,
     registry_mirrors,

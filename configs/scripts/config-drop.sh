@@ -3,20 +3,22 @@
 # swapped in with one rename, then reload the daemon; if the reload fails, put the previous file
 # back and reload again. The previous file stays beside it as DEST.hakube-prev.
 # Idempotent: unchanged content swaps nothing, reloads nothing, says "unchanged" and exits 0.
+# ACTION=remove (the step's delete): STOP_CMD stops (and disables) what reads the file, then DEST and
+# DEST.hakube-prev are removed; stdin is not read. Nothing there is "already removed".
 #
 # Environment:
 #   DEST         absolute path of the file on the host, e.g. /etc/haproxy/haproxy.cfg (required)
-#   CHECK_CMD    bash command that validates the candidate file given as "$1" (required),
+#   CHECK_CMD    bash command that validates the candidate file given as "$1" (required to apply),
 #                e.g. 'haproxy -c -f "$1"'
-#   RELOAD_CMD   bash command that makes the daemon use DEST (required),
+#   RELOAD_CMD   bash command that makes the daemon use DEST (required to apply),
 #                e.g. 'systemctl reload-or-restart haproxy'
 #   MODE         file mode of DEST (default 0644)
+#   ACTION       apply (default) or remove
+#   STOP_CMD     bash command run before a removal (default true), e.g. 'systemctl disable --now haproxy'
 #   HAKUBE_ROOT  prefix for every path (tests point it at a scratch root)
 set -euo pipefail
 
 : "${DEST:?DEST is required (absolute path of the file)}"
-: "${CHECK_CMD:?CHECK_CMD is required (a bash command checking the file \$1)}"
-: "${RELOAD_CMD:?RELOAD_CMD is required (a bash command reloading the daemon)}"
 mode="${MODE:-0644}"
 dest="${HAKUBE_ROOT:-}$DEST"
 backup="$dest.hakube-prev"
@@ -27,6 +29,23 @@ fail() {
   printf '%s: %s\n' "$name" "$*" >&2
   exit 1
 }
+
+if [[ "${ACTION:-apply}" == remove ]]; then
+  if ! stop_output="$(bash -c "${STOP_CMD:-true}" 2>&1)"; then
+    fail "stopping before the removal failed; the file is kept:
+$stop_output"
+  fi
+  if [[ ! -e "$dest" && ! -e "$backup" ]]; then
+    log "already removed"
+    exit 0
+  fi
+  rm -f "$dest" "$backup"
+  log "removed (and ${backup#"${HAKUBE_ROOT:-}"})"
+  exit 0
+fi
+[[ "${ACTION:-apply}" == apply ]] || fail "unknown ACTION ${ACTION@Q} (apply or remove)"
+: "${CHECK_CMD:?CHECK_CMD is required (a bash command checking the file \$1)}"
+: "${RELOAD_CMD:?RELOAD_CMD is required (a bash command reloading the daemon)}"
 
 mkdir -p "$(dirname "$dest")"
 # The candidate lives beside DEST so the final mv is a rename within one filesystem (atomic).

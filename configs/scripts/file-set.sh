@@ -7,11 +7,14 @@
 # runs); daemon configurations with a checker go through config-drop.sh.
 # Idempotent: a file whose content is unchanged is not rewritten (only its mode set, if that
 # changed); with nothing changed, says "unchanged" and exits 0.
+# REMOVE=true (the step's delete): the set's files and their PATH.hakube-prev are removed; none
+# there is "already removed".
 #
 # Environment:
 #   MANIFEST      optional absolute path of this set's record (one path a line): a file the previous run
 #                 placed that is no longer in the set is removed, so a set owns exactly what it lists
-#   REMOVE        true (with MANIFEST): remove every file of the record and the record, read no stdin
+#   REMOVE        true (the step's delete): remove every file of the record and the record; without
+#                 MANIFEST, every file listed on stdin (the same stdin the step was created with)
 #   SECRET_NAMES  optional names of variables (exported from the secret lines on stdin, configs/remote.py)
 #                 whose values replace each ${NAME} in the files; a value must be base64 or a token
 #                 ([A-Za-z0-9+/=._-]), so it cannot break the file it goes into, and is never printed
@@ -63,10 +66,27 @@ prune() {
   done
 }
 
+# Sets `removed`: every file listed on stdin (mode path base64 lines) that was there.
+remove_listed() {
+  local mode path _
+  while read -r mode path _; do
+    [[ -n "$mode" ]] || continue
+    [[ "$path" == /* ]] || fail "${path@Q}: not an absolute path"
+    if [[ -e "$root$path" || -e "$root$path.hakube-prev" ]]; then
+      rm -f "$root$path" "$root$path.hakube-prev"
+      removed+=("$path")
+    fi
+  done
+}
+
 if [[ "${REMOVE:-false}" == true ]]; then
-  [[ -n "$manifest" ]] || fail "REMOVE needs MANIFEST"
-  prune
-  rm -f "$manifest"
+  if [[ -n "$manifest" ]]; then
+    prune
+    rm -f "$manifest"
+  else
+    remove_listed
+  fi
+  if ((${#removed[@]} == 0)); then log "already removed"; else log "removed ${#removed[@]} files"; fi
   systemd=false
   for old in "${removed[@]}"; do [[ "$old" == /etc/systemd/* ]] && systemd=true; done
   ((${#removed[@]} == 0)) || reload_units "$systemd"
