@@ -208,17 +208,17 @@ def test_the_delete_removes_every_listed_file_and_its_previous_and_nothing_else(
     assert host.run("file-set.sh", stdin=_stdin({**FILES, PATCH: "changed\n"})).returncode == 0
     other = host.root / "etc/kubernetes/admin.conf"
     other.write_text("not ours\n")
-    removed = host.run("file-set.sh", env={"ACTION": "remove"}, stdin=_stdin({**FILES, PATCH: "changed\n"}))
+    removed = host.run("file-set.sh", env={"REMOVE": "true"}, stdin=_stdin({**FILES, PATCH: "changed\n"}))
     assert removed.returncode == 0, removed.stderr
-    assert removed.stdout.strip() == "file-set: removed 3 files"
+    assert removed.stdout.strip() == "file-set: removed 2 files"
     assert host.tree() == {"etc/kubernetes/admin.conf": "not ours\n"}
-    again = host.run("file-set.sh", env={"ACTION": "remove"}, stdin=_stdin(FILES))
+    again = host.run("file-set.sh", env={"REMOVE": "true"}, stdin=_stdin(FILES))
     assert again.returncode == 0 and again.stdout.strip() == "file-set: already removed"
 
 
 def test_the_program_deletes_a_file_set_with_its_own_stdin_and_never_replaces_it() -> None:
     record = stack_graph("dev").record("w1-kubeadm-files-apply")
-    assert record.inputs["delete"].startswith("sudo -n env ACTION=remove bash -c ")
+    assert record.inputs["delete"].startswith("sudo -n env REMOVE=true bash -c ")
     assert record.inputs["delete"].endswith(" file-set")
     assert record.inputs["create"].startswith("sudo -n env bash -c ")  # the create applies
     assert record.ignore_changes == ["triggers"]

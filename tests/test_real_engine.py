@@ -471,7 +471,7 @@ def test_removing_the_worker_runs_its_delete_steps_in_order_on_the_hosts(deploye
     assert events.resources(ops=["delete"]) == removed
     assert {op for op, _, _ in events.steps} == {"same", "read", "delete"}
     # On the first control-plane node: cordon, drain, delete the Node (node-remove.sh); then, on the
-    # worker itself, kubeadm reset (node-reset.sh); then its kubeadm files go (file-set.sh ACTION=remove).
+    # worker itself, kubeadm reset (node-reset.sh); then its kubeadm files go (file-set.sh REMOVE=true).
     on_first = [(t, call) for t, call in stamped_calls(lab, "cp1", "kubectl") if " w2" in f" {call}"]
     timed = sorted(on_first + stamped_calls(lab, "w2", "kubeadm"))
     removal = [call.split(" --")[0] for _, call in timed if call.startswith(("cordon", "drain", "delete", "reset"))]
