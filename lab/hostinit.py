@@ -43,8 +43,10 @@ def run(*argv: str) -> None:
         raise RuntimeError(f"{' '.join(argv)} exited {result.returncode}: {result.stderr.strip()}")
 
 
-def mount_private_dirs(state: Path, dirs: list[str]) -> None:
-    """Each dir becomes an overlay: reads see the machine's files, writes land in `state`."""
+def mount_private_dirs(state: Path, dirs: list[str], keep: list[str]) -> None:
+    """Each dir becomes an overlay: reads see the machine's files, writes land in `state`.
+    /tmp and /dev/shm become the host's own, except for the `keep` paths in them (the checkout and
+    its interpreter, when the lab runs from a clone under /tmp), bound back at the same place."""
     for directory in dirs:
         if not os.path.isdir(directory):
             continue  # nothing to hide; a host cannot create it either (it would be the machine's)
@@ -57,8 +59,16 @@ def mount_private_dirs(state: Path, dirs: list[str]) -> None:
         run("mount", "-t", "overlay", "overlay", "-o", f"lowerdir={directory},upperdir={upper},workdir={work}",
             directory)
     # Scratch space of its own, in memory; this also hides the lab's directory (in /dev/shm).
-    for scratch in ("/tmp", "/dev/shm"):
+    scratches = ("/tmp", "/dev/shm")
+    hidden = [path for path in keep if os.path.isdir(path) and path.startswith(tuple(f"{s}/" for s in scratches))]
+    outermost = [path for path in hidden if not any(path.startswith(f"{other}/") for other in hidden)]
+    kept = {path: os.open(path, os.O_PATH | os.O_DIRECTORY) for path in outermost}
+    for scratch in scratches:
         run("mount", "-t", "tmpfs", "-o", "mode=1777,size=256m", "tmpfs", scratch)
+    for path, fd in kept.items():  # the fd still names the directory the tmpfs now hides
+        os.makedirs(path, exist_ok=True)
+        run("mount", "--no-canonicalize", "--bind", f"/proc/{os.getpid()}/fd/{fd}", path)
+        os.close(fd)
 
 
 def name_host(name: str, hosts: dict[str, str]) -> None:
@@ -154,7 +164,7 @@ def start_sshd(user: str, addresses: list[str], port: int) -> str:
 
 
 def setup(settings: dict[str, Any]) -> str:
-    mount_private_dirs(Path(settings["state"]), settings["private_dirs"])
+    mount_private_dirs(Path(settings["state"]), settings["private_dirs"], settings.get("keep", []))
     name_host(settings["name"], settings["hosts"])
     create_user(settings["user"], settings["authorized_key"])
     install_shims(Path(settings["shims"]), settings.get("helpers", []), settings.get("python", sys.executable))

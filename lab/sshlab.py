@@ -53,6 +53,7 @@ STATE_PARENT = Path("/dev/shm")
 SHIMS = Path(__file__).resolve().parent / "shims"
 FAKE_CLUSTER = Path(__file__).resolve().parent / "fakecluster.py"  # what the kubeadm/kubectl/etcdctl shims run
 HOSTINIT = Path(__file__).resolve().parent / "hostinit.py"
+CHECKOUT = Path(__file__).resolve().parent.parent  # what the hosts must still see under a private /tmp
 SECURE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"  # sudo's, as on Debian
 HOST_NAME = re.compile(r"^[a-z][a-z0-9-]{0,12}$")  # the bridge-side veth is v-<name>: 15 chars at most
 START_TIMEOUT_S = 20
@@ -216,6 +217,7 @@ class SshLab:
             "authorized_key": self.public_key, "addresses": [str(i.ip) for i in self.hosts[host].interfaces],
             "port": self.port, "shims": str(SHIMS), "helpers": [str(FAKE_CLUSTER)], "python": sys.executable,
             "hosts": {name: spec.address for name, spec in self.hosts.items()},
+            "keep": [str(CHECKOUT), sys.prefix],
         }
         with (state / "init.log").open("ab") as log:
             init = subprocess.Popen(
