@@ -42,6 +42,7 @@ TARGETS: dict[str, tuple[str, Callable[[Measurement], bool]]] = {
     "haproxy_killed": ("VIP moves, gap <= 2 s", lambda m: m.holder_after not in (m.holder_before, "none")
                        and "," not in m.holder_after and m.longest_gap_ms <= 2000),
     "apiserver_killed": ("<= 1 failed", lambda m: m.failed <= 1),
+    "apiserver_sigterm": ("0 failed", lambda m: m.failed == 0),
     "apiserver_unreachable": ("<= 1 failed", lambda m: m.failed <= 1),
     "failback": ("0 reset connections", lambda m: m.stream_broken is None),
     "hung_resumed": ("none (documented limit)", lambda m: True),

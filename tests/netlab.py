@@ -490,6 +490,14 @@ class PairSetup:
     settle_s: float = 3.0  # after (re)starts: track scripts and HAProxy checks have risen
 
 
+def control_plane_host(cluster: Any, node: Any) -> HostSpec:
+    """A control-plane node's lab host: its node address and its control-plane address on eth0 (one
+    bridge stands in for both networks)."""
+    node_prefix = cluster.network.node_cidr.prefixlen
+    cp_prefix = cluster.network.control_plane_cidr.prefixlen
+    return HostSpec(node.name, (f"{node.address}/{node_prefix}", f"{node.control_plane_address}/{cp_prefix}"))
+
+
 def setup_from_cluster(cluster: Any, haproxy: Callable[[str], str], keepalived: Callable[[str], str],
                        client_address: str, settle_s: float = 3.0) -> PairSetup:
     """Lab hosts mirroring an external-placement cluster: LB nodes at their addresses on eth0 with an
@@ -498,13 +506,11 @@ def setup_from_cluster(cluster: Any, haproxy: Callable[[str], str], keepalived: 
     from configs.loadbalancer import lb_nodes  # the lab itself stays importable without the repo
 
     node_prefix = cluster.network.node_cidr.prefixlen
-    cp_prefix = cluster.network.control_plane_cidr.prefixlen
     lbs = sorted(lb_nodes(cluster), key=lambda n: -n.priority)
     nonlocal_bind = (("net.ipv4.ip_nonlocal_bind", "1"),)  # what lb-prepare.sh sets on a real LB node
     hosts = [HostSpec(n.name, (f"{n.address}/{node_prefix}",), (str(cluster.network.control_plane_cidr),),
                       nonlocal_bind) for n in lbs]
-    hosts += [HostSpec(n.name, (f"{n.address}/{node_prefix}", f"{n.control_plane_address}/{cp_prefix}"))
-              for n in cluster.control_plane.nodes]
+    hosts += [control_plane_host(cluster, n) for n in cluster.control_plane.nodes]
     hosts.append(HostSpec("client", (f"{client_address}/{node_prefix}",)))
     return PairSetup(
         hosts=tuple(hosts),
@@ -521,7 +527,9 @@ def setup_from_cluster(cluster: Any, haproxy: Callable[[str], str], keepalived: 
 
 
 class LbLab(Lab):
-    """A Lab running one LB pair in front of fake apiservers."""
+    """A Lab running one LB pair in front of fake apiservers (tests/realcplab.py: real ones)."""
+
+    BACKEND_ROLES: tuple[str, ...] = ("apiserver",)  # what runs on a backend host, restarted after a replug
 
     def __init__(self, setup: PairSetup, tag: str | None = None) -> None:
         super().__init__(setup.hosts, tag)
@@ -557,7 +565,7 @@ class LbLab(Lab):
 
     def restore(self) -> None:
         """Back to the start state: every link, apiserver and daemon up; the first LB holds the VIP."""
-        roles = {host: ["apiserver"] for host, _, _ in self.setup.apiservers}
+        roles = {host: list(self.BACKEND_ROLES) for host, _, _ in self.setup.apiservers}
         roles.update({host: ["haproxy", "keepalived"] for host in self.setup.lbs})
         for host, host_roles in roles.items():
             if not self.plugged(host):
@@ -610,6 +618,7 @@ class Measurement:
 
 
 LEAD_IN_S = 0.5  # polling before the fault
+APISERVER_STOP_S = 40  # a real kube-apiserver drains in-flight requests before it exits
 
 
 def _holding(lab: LbLab) -> str:
@@ -669,6 +678,12 @@ def apiserver_killed(lab: LbLab, window: float = 4) -> Measurement:
     return _measure(lab, "one apiserver killed", lambda *_: lab.kill(_first_apiserver(lab), "apiserver"), window)
 
 
+def apiserver_stopped(lab: LbLab, window: float = 4) -> Measurement:
+    """One apiserver stopped gracefully (SIGTERM, as kubelet does when an upgrade replaces its static pod)."""
+    return _measure(lab, "one apiserver stopped (SIGTERM)",
+                    lambda *_: lab.stop(_first_apiserver(lab), "apiserver", timeout=APISERVER_STOP_S), window)
+
+
 def apiserver_unreachable(lab: LbLab, window: float = 4) -> Measurement:
     return _measure(lab, "one apiserver's host unreachable", lambda *_: lab.unplug(_first_apiserver(lab)), window)
 
@@ -716,6 +731,7 @@ SCENARIOS: dict[str, Callable[[LbLab], Measurement]] = {
     "keepalived_sigterm": keepalived_stopped,
     "haproxy_killed": haproxy_killed,
     "apiserver_killed": apiserver_killed,
+    "apiserver_sigterm": apiserver_stopped,
     "apiserver_unreachable": apiserver_unreachable,
     "failback": failback,
     "hung_resumed": hung_master_resumes,
