@@ -30,6 +30,7 @@ import jinja2  # noqa: E402
 
 from configs.loadbalancer import apiserver_backends, lb_nodes, render_haproxy, render_keepalived  # noqa: E402
 from tests.netlab import SCENARIOS, LbLab, Measurement, PairSetup, run_scenario, setup_from_cluster  # noqa: E402
+from tests.realcplab import RealLbLab  # noqa: E402
 from topology import Cluster, load_stack_file  # noqa: E402
 
 CLIENT_ADDRESS_HOST = 50  # the client's host number in the node network
@@ -83,9 +84,13 @@ def baseline_setup(cluster: Cluster, workdir: Path) -> PairSetup:
     return setup_from_cluster(cluster, lambda _: haproxy, keepalived, _client_address(cluster), settle_s=7)
 
 
-def run_all(setup: PairSetup, keys: list[str], label: str) -> dict[str, Measurement]:
+def run_all(setup: PairSetup, keys: list[str], label: str,
+            make_lab: Callable[[PairSetup], LbLab] = LbLab) -> dict[str, Measurement]:
     results = {}
-    with LbLab(setup) as lab:
+    with make_lab(setup) as lab:
+        if isinstance(lab, RealLbLab) and lab.cp is not None:
+            print(f"  {label:8} real control plane (3 etcd + 3 kube-apiserver) ready in {lab.cp.start_seconds}s",
+                  file=sys.stderr, flush=True)
         for key in keys:
             started = time.monotonic()
             results[key] = run_scenario(lab, key)
@@ -102,23 +107,37 @@ def _ratio(ours: float, theirs: float) -> str:
     return f"{ours / theirs:.2f}"
 
 
-def table(hakube: dict[str, Measurement], baseline: dict[str, Measurement]) -> str:
-    head = ("scenario", "hakube failed", "hakube gap ms", "guide failed", "guide gap ms", "failed ratio",
-            "gap ratio", "target (hakube)")
+def _figures(m: Measurement | None) -> tuple[str, str]:
+    return ("", "") if m is None else (str(m.failed), f"{m.longest_gap_ms:.0f}")
+
+
+def table(hakube: dict[str, Measurement], baseline: dict[str, Measurement],
+          real: dict[str, Measurement] | None = None) -> str:
+    """One row per scenario: hakube (fake apiservers), hakube against real apiservers when measured,
+    the guide (blank when skipped), the ratios (fake vs fake) and hakube's target, met only when both
+    hakube columns meet it."""
+    real_head = ("real failed", "real gap ms") if real is not None else ()
+    head = ("scenario", "hakube failed", "hakube gap ms", *real_head, "guide failed", "guide gap ms",
+            "failed ratio", "gap ratio", "target (hakube)")
     rows = [head]
     for key, ours in hakube.items():
-        theirs = baseline[key]
+        theirs = baseline.get(key)
         target, met = TARGETS[key]
+        judged = real[key] if real is not None else ours
         extra = ""
         if key in ("failback", "hung_resumed"):
-            extra = f"; stream {'kept' if ours.stream_broken is None else 'reset'}" \
-                    f" vs {'kept' if theirs.stream_broken is None else 'reset'}"
+            extra = f"; stream {'kept' if judged.stream_broken is None else 'reset'}"
+            if theirs is not None:
+                extra += f" vs {'kept' if theirs.stream_broken is None else 'reset'}"
         elif key == "haproxy_killed":
-            extra = f"; VIP {ours.holder_before}->{ours.holder_after} vs {theirs.holder_before}->{theirs.holder_after}"
-        rows.append((ours.scenario, str(ours.failed), f"{ours.longest_gap_ms:.0f}", str(theirs.failed),
-                     f"{theirs.longest_gap_ms:.0f}", _ratio(ours.failed, theirs.failed),
-                     _ratio(ours.longest_gap_ms, theirs.longest_gap_ms),
-                     f"{target}: {'met' if met(ours) else 'MISSED'}{extra}"))
+            extra = f"; VIP {judged.holder_before}->{judged.holder_after}"
+            if theirs is not None:
+                extra += f" vs {theirs.holder_before}->{theirs.holder_after}"
+        real_cells = _figures(real[key]) if real is not None else ()
+        ratios = ("", "") if theirs is None else (_ratio(ours.failed, theirs.failed),
+                                                  _ratio(ours.longest_gap_ms, theirs.longest_gap_ms))
+        rows.append((ours.scenario, *_figures(ours), *real_cells, *_figures(theirs), *ratios,
+                     f"{target}: {'met' if met(judged) and met(ours) else 'MISSED'}{extra}"))
     widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
     lines = [" | ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in rows]
     lines.insert(1, "-+-".join("-" * w for w in widths))
@@ -130,6 +149,10 @@ def main() -> int:
     parser.add_argument("--stack", default="dev", help="stack whose LB pair is measured (external placement)")
     parser.add_argument("--only", default="", help="comma-separated scenario keys: " + ", ".join(SCENARIOS))
     parser.add_argument("--json", type=Path, help="also write every measurement here")
+    parser.add_argument("--backends", choices=("fake", "real"), default="fake",
+                        help="real: also measure hakube's pair in front of real etcd + kube-apiservers started from"
+                             " kubeadm's own manifests (needs the ./scripts/tools binaries)")
+    parser.add_argument("--no-guide", action="store_true", help="skip the guide's configuration")
     args = parser.parse_args()
     if os.geteuid() != 0:
         parser.error("needs root (network namespaces)")
@@ -143,13 +166,20 @@ def main() -> int:
     print(f"client: a new TCP+TLS request through {cluster.api_endpoint.vip}:{cluster.api_endpoint.port} every"
           " 40 ms, failed = no answer within 0.8 s", file=sys.stderr)
     hakube = run_all(hakube_setup(cluster), keys, "hakube")
-    with tempfile.TemporaryDirectory(prefix="hk-bench-") as workdir:
-        baseline = run_all(baseline_setup(cluster, Path(workdir)), keys, "guide")
-    print(table(hakube, baseline))
+    real = None
+    if args.backends == "real":
+        real = run_all(hakube_setup(cluster), keys, "real", lambda setup: RealLbLab(setup, args.stack))
+    baseline = {}
+    if not args.no_guide:
+        with tempfile.TemporaryDirectory(prefix="hk-bench-") as workdir:
+            baseline = run_all(baseline_setup(cluster, Path(workdir)), keys, "guide")
+    print(table(hakube, baseline, real))
     if args.json:
-        args.json.write_text(json.dumps({"hakube": {k: dataclasses.asdict(v) for k, v in hakube.items()},
-                                         "guide": {k: dataclasses.asdict(v) for k, v in baseline.items()}}, indent=2))
-    return 0 if all(TARGETS[k][1](m) for k, m in hakube.items()) else 1
+        runs = {"hakube": hakube, "guide": baseline, "real": real or {}}
+        args.json.write_text(json.dumps({label: {k: dataclasses.asdict(v) for k, v in run.items()}
+                                         for label, run in runs.items()}, indent=2))
+    judged = [*hakube.items(), *(real or {}).items()]
+    return 0 if all(TARGETS[k][1](m) for k, m in judged) else 1
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
 `Lab` builds one bridge namespace and one namespace per host, each host's `eth0` a veth whose
 other end sits on the bridge; every namespace name carries a unique prefix (hk<pid><random>), and
 every address lies in 198.18.0.0/15. On it run real keepalived and HAProxy (own -f paths and pid
-files per namespace), fake TLS kube-apiservers answering GET /readyz, and a client that polls the
+files per namespace), fake TLS kube-apiservers answering any GET with `ok`, and a client that polls the
 VIP. Faults: link down, veth removal, SIGKILL, SIGSTOP/SIGCONT, SIGTERM. Teardown kills every
 process it started by PID and deletes its namespaces, even when the test failed.
 
@@ -43,6 +43,10 @@ LAB_RANGE = ipaddress.ip_network("198.18.0.0/15")
 BRIDGE_NS = "sw"
 POLL_INTERVAL_S = 0.04  # a client request every 40 ms
 REQUEST_TIMEOUT_S = 0.8  # below the kernel's 1 s SYN retransmit: a black-holed attempt counts as failed
+# What the client asks for: an ordinary request that every apiserver answers "ok" anonymously. Not /readyz:
+# a real apiserver told to stop fails /readyz on purpose (that is how HAProxy's check learns to drain it)
+# while it still serves every other request, so a /readyz client would count the drain itself as failures.
+CLIENT_PATH = "/livez"
 THIS_FILE = Path(__file__).resolve()
 
 
@@ -69,10 +73,10 @@ def _connect_tls(host: str, port: int, ctx: ssl.SSLContext, deadline: float) -> 
 
 
 def _request(conn: ssl.SSLSocket, deadline: float, keep_alive: bool) -> bool:
-    """One GET /readyz on `conn`; True on a complete 200 response."""
+    """One GET CLIENT_PATH on `conn`; True on a complete 200 `ok` response."""
     conn.settimeout(max(deadline - time.monotonic(), 0.001))
     header = "" if keep_alive else "Connection: close\r\n"
-    conn.sendall(f"GET /readyz HTTP/1.1\r\nHost: kubernetes\r\n{header}\r\n".encode())
+    conn.sendall(f"GET {CLIENT_PATH} HTTP/1.1\r\nHost: kubernetes\r\n{header}\r\n".encode())
     data = b""
     while b"\r\n\r\nok" not in data:
         conn.settimeout(max(deadline - time.monotonic(), 0.001))
@@ -101,7 +105,7 @@ def _longest_gap(successes: list[float], start: float, end: float) -> float:
 
 
 def poll_main(host: str, port: int, duration: float, interval: float, timeout: float) -> dict[str, Any]:
-    """Every `interval` a new TCP connection + TLS + GET /readyz (concurrently, so one stalled
+    """Every `interval` a new TCP connection + TLS + GET CLIENT_PATH (concurrently, so one stalled
     attempt does not hide the next), for `duration` seconds after the path first works."""
     ctx = _tls_client_context()
     warmup_deadline = time.monotonic() + 10
@@ -680,8 +684,16 @@ def apiserver_killed(lab: LbLab, window: float = 4) -> Measurement:
 
 def apiserver_stopped(lab: LbLab, window: float = 4) -> Measurement:
     """One apiserver stopped gracefully (SIGTERM, as kubelet does when an upgrade replaces its static pod)."""
-    return _measure(lab, "one apiserver stopped (SIGTERM)",
-                    lambda *_: lab.stop(_first_apiserver(lab), "apiserver", timeout=APISERVER_STOP_S), window)
+    exited: list[float] = []
+
+    def fault(*_: str) -> None:
+        started = time.monotonic()
+        lab.stop(_first_apiserver(lab), "apiserver", timeout=APISERVER_STOP_S)
+        exited.append(round(time.monotonic() - started, 2))
+
+    measurement = _measure(lab, "one apiserver stopped (SIGTERM)", fault, window)
+    measurement.notes["exit_s"] = exited[0]  # SIGTERM to exit (the real one drains first)
+    return measurement
 
 
 def apiserver_unreachable(lab: LbLab, window: float = 4) -> Measurement:
