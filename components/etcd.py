@@ -42,6 +42,7 @@ class EtcdSnapshots(Component):
                     env=etcd.backup_key_env(cluster, target),
                     secrets={"BACKUP_PRIVATE_KEY": backup_key.apply(etcd.key_secret)},
                     delete_scripts=["etcd-backup-key.sh"], delete_env=etcd.backup_key_env(cluster, target, "remove"),
+                    ignore_changes=KEEP,  # a replacement's delete would remove the key its create placed
                     # The public half, to authorize on the target, is what it prints.
                     opts=pulumi.ResourceOptions(parent=node, depends_on=[node.prerequisites]),
                 )

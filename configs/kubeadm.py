@@ -51,6 +51,7 @@ INIT_CONFIG_PATH = f"{KUBEADM_DIR}/init.yaml"
 JOIN_CONFIG_PATH = f"{KUBEADM_DIR}/join.yaml"
 UPGRADE_CONFIG_PATH = f"{KUBEADM_DIR}/upgrade.yaml"
 PATCHES_DIR = "/etc/kubernetes/patches"
+ADMIN_KUBECONFIG = "/etc/kubernetes/admin.conf"  # kubeadm's; configs/scripts/lib.sh admin_kubeconfig
 # Written by kubeadm at init/join from the kubelet-config ConfigMap plus the node's patch;
 # configs/scripts/kubelet-cpu-manager.sh keeps its CPU manager fields in line afterwards.
 KUBELET_CONFIG_PATH = "/var/lib/kubelet/config.yaml"

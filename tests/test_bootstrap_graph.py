@@ -273,3 +273,13 @@ def test_removing_the_promoted_away_init_node() -> None:
     assert {"cp2-join", "cp3-join", "w1-join"} <= set(g.by_name)  # cp2 is not reset: it stays a member
     assert "cp2-membership" in closure_of(g, "w1-credentials")
     assert g.run.outputs["kubeadmInitNode"] == ""
+
+
+@pytest.mark.parametrize("stack", ["dev", "edge", "prod"])
+def test_no_step_with_a_delete_is_ever_replaced(stack: str) -> None:
+    # A replacement creates the new step, then runs the old one's delete, which undoes what the new
+    # one just did (a key removed, a node reset): a changed script must run again as an update.
+    run = stack_graph(stack).run
+    with_delete = [r for r in run.records if r.type == "command:remote:Command" and r.inputs.get("delete")]
+    assert with_delete
+    assert [r.name for r in with_delete if "triggers" not in r.ignore_changes] == []

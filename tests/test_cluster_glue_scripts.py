@@ -26,7 +26,7 @@ def test_node_registered_waits_a_bounded_time(tmp_path: Path) -> None:
     host.shim("kubectl", f'n=$(cat "{tmp_path}/n" 2>/dev/null || echo 0); echo $((n+1)) > "{tmp_path}/n"; '
                          '[[ $n -ge 2 ]]')
     ok = host.run("node-registered.sh", env={"NODE_NAME": "w1", "ATTEMPTS": "5", "INTERVAL": "0"})
-    assert ok.returncode == 0 and "w1 is a member" in ok.stdout
+    assert ok.returncode == 0 and "w1 is a member" in ok.stderr
     assert len(host.calls("kubectl")) == 3
     assert host.calls("kubectl")[0] == ["kubectl", "get", "node", "w1", "--request-timeout=10s", "-o", "name"]
 

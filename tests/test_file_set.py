@@ -36,7 +36,7 @@ def test_first_run_places_every_file_and_a_second_changes_nothing(tmp_path: Path
     assert _mode(host, JOIN) == 0o600
     placed = host.tree()
     second = host.run("file-set.sh", stdin=_stdin(FILES))
-    assert second.returncode == 0 and "unchanged (2 files)" in second.stdout
+    assert second.returncode == 0 and "unchanged (2 files)" in second.stderr
     assert host.tree() == placed
 
 
@@ -47,7 +47,7 @@ def test_a_changed_file_alone_is_replaced_and_its_previous_kept(tmp_path: Path) 
     changed = {**FILES, PATCH: 'reservedSystemCPUs: "0-1"\n'}
     result = host.run("file-set.sh", stdin=_stdin(changed, mode="0640"))
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip().splitlines() == [f"file-set: mode 0640 on {JOIN}", f"file-set: installed {PATCH}"]
+    assert result.stderr.strip().splitlines() == [f"file-set: mode 0640 on {JOIN}", f"file-set: installed {PATCH}"]
     tree = host.tree()
     assert tree[PATCH.lstrip("/")] == changed[PATCH] and tree[PATCH.lstrip("/") + ".hakube-prev"] == FILES[PATCH]
     assert JOIN.lstrip("/") + ".hakube-prev" not in tree  # not rewritten: no backup, only its mode set
@@ -86,14 +86,14 @@ def test_with_a_manifest_a_file_dropped_from_the_set_is_removed_and_remove_takes
     assert first.returncode == 0, first.stderr
     assert (host.root / MANIFEST.lstrip("/")).read_text().split() == [HOSTS, QUAY]
     second = host.run("file-set.sh", env=env, stdin=_stdin({HOSTS: "a\n"}, mode="0644"))
-    assert second.returncode == 0 and f"file-set: removed {QUAY}" in second.stdout
+    assert second.returncode == 0 and f"file-set: removed {QUAY}" in second.stderr
     assert not (host.root / QUAY.lstrip("/")).parent.exists()  # its emptied directory went too
     assert (host.root / HOSTS.lstrip("/")).read_text() == "a\n"
     assert host.calls("systemctl") == [["systemctl", "try-restart", "containerd"]] * 2
     unchanged = host.run("file-set.sh", env=env, stdin=_stdin({HOSTS: "a\n"}, mode="0644"))
-    assert "unchanged" in unchanged.stdout and len(host.calls("systemctl")) == 2
+    assert "unchanged" in unchanged.stderr and len(host.calls("systemctl")) == 2
     gone = host.run("file-set.sh", env={**env, "REMOVE": "true"})
-    assert gone.returncode == 0 and f"file-set: removed {HOSTS}" in gone.stdout
+    assert gone.returncode == 0 and f"file-set: removed {HOSTS}" in gone.stderr
     assert not (host.root / HOSTS.lstrip("/")).exists() and not (host.root / MANIFEST.lstrip("/")).exists()
     assert len(host.calls("systemctl")) == 3
     assert host.run("file-set.sh", env={**env, "REMOVE": "true"}).returncode == 0  # nothing left: no restart
@@ -169,7 +169,7 @@ def test_the_sent_step_places_the_files_and_leaves_the_kubelet_to_kubeadm_before
     assert result.returncode == 0, result.stderr
     placed = stack_graph("dev").record("w1-kubeadm-files").inputs["files"]
     assert {p["path"].lstrip("/"): p["content"] for p in placed} == host.tree()
-    assert "kubeadm writes it when the node joins" in result.stdout and host.calls("systemctl") == []
+    assert "kubeadm writes it when the node joins" in result.stderr and host.calls("systemctl") == []
 
 
 @pytest.mark.tool("bash")
@@ -184,7 +184,7 @@ def test_the_sent_step_applies_a_changed_cpu_manager_to_a_joined_kubelet(tmp_pat
     assert host.calls("systemctl") == [["systemctl", "stop", "kubelet"], ["systemctl", "start", "kubelet"]]
     assert not (host.root / "var/lib/kubelet/cpu_manager_state").exists()
     again = _sent(host, "w1-kubeadm-files-apply")
-    assert again.returncode == 0 and "unchanged" in again.stdout and len(host.calls("systemctl")) == 2
+    assert again.returncode == 0 and "unchanged" in again.stderr and len(host.calls("systemctl")) == 2
 
 
 @pytest.mark.tool("bash")
@@ -210,10 +210,10 @@ def test_the_delete_removes_every_listed_file_and_its_previous_and_nothing_else(
     other.write_text("not ours\n")
     removed = host.run("file-set.sh", env={"REMOVE": "true"}, stdin=_stdin({**FILES, PATCH: "changed\n"}))
     assert removed.returncode == 0, removed.stderr
-    assert removed.stdout.strip() == "file-set: removed 2 files"
+    assert removed.stderr.strip() == "file-set: removed 2 files"
     assert host.tree() == {"etc/kubernetes/admin.conf": "not ours\n"}
     again = host.run("file-set.sh", env={"REMOVE": "true"}, stdin=_stdin(FILES))
-    assert again.returncode == 0 and again.stdout.strip() == "file-set: already removed"
+    assert again.returncode == 0 and again.stderr.strip() == "file-set: already removed"
 
 
 def test_the_program_deletes_a_file_set_with_its_own_stdin_and_never_replaces_it() -> None:

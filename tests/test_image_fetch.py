@@ -176,7 +176,7 @@ def test_good_signature_and_digest_imports_once_and_keeps_the_proof(
     volume = vm.base_volume_name(cluster)
     first = hypervisor.fetch(cluster, signer.keyring(tmp_path / "trusted.gpg"))
     assert first.returncode == 0, first.stderr
-    assert f"sha256 {GOOD} from the signed file://{publisher.sums}" in first.stdout
+    assert f"sha256 {GOOD} from the signed file://{publisher.sums}" in first.stderr
     assert hypervisor.imported() == {volume: IMAGE}
     assert (hypervisor.images / f"{volume}.sha256").read_text() == GOOD + "\n"
     # The verified list and its signature stay beside the marker: the check can be repeated there.
@@ -191,7 +191,7 @@ def test_good_signature_and_digest_imports_once_and_keeps_the_proof(
 
     hypervisor.clear_calls()
     second = hypervisor.fetch(cluster, tmp_path / "trusted.gpg")
-    assert second.returncode == 0 and "already in pool" in second.stdout
+    assert second.returncode == 0 and "already in pool" in second.stderr
     assert hypervisor.calls("curl") == [] and not any("vol-upload" in c for c in hypervisor.calls("virsh"))
 
 
@@ -346,12 +346,12 @@ def test_an_explicit_digest_is_checked_without_any_sums(hypervisor: Hypervisor, 
     cluster = _cluster(f"file://{publisher.root}/{NAME}", sha256=GOOD)
     result = hypervisor.fetch(cluster, keyring=None)
     assert result.returncode == 0, result.stderr
-    assert "from vmImage.sha256" in result.stdout
+    assert "from vmImage.sha256" in result.stderr
     assert [c[-1] for c in hypervisor.calls("curl")] == [f"file://{publisher.root}/{NAME}"]
     assert hypervisor.imported() == {f"hakube-base-{GOOD[:12]}.qcow2": IMAGE}
     hypervisor.clear_calls()
     again = hypervisor.fetch(cluster, keyring=None)
-    assert again.returncode == 0 and "already in pool" in again.stdout and hypervisor.calls("curl") == []
+    assert again.returncode == 0 and "already in pool" in again.stderr and hypervisor.calls("curl") == []
 
 
 @pytest.mark.tool("bash", "curl")

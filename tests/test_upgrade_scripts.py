@@ -14,7 +14,6 @@ from configs.containerd import containerd_config
 from configs.kubeadm import UPGRADE_CONFIG_PATH
 from configs.kubeadm import upgrade_config as upgrade_config_text
 from configs.loadbalancer import render_haproxy
-from configs.scripts import SCRIPT_DIR
 from configs.upgrade import ADMIN_SOCKET, worker_waits
 from dryrun.mockrun import REPO
 from tests.hostsim import ScratchHost
@@ -330,10 +329,3 @@ def test_worker_lanes() -> None:
     assert worker_waits(["a", "b", "c", "d"], 2) == {"a": None, "b": None, "c": "a", "d": "b"}
     with pytest.raises(ValueError):
         worker_waits(["a"], 0)
-
-
-@pytest.mark.tool("shellcheck")
-@pytest.mark.parametrize("name", MINE)
-def test_shellcheck_clean(name: str) -> None:
-    result = subprocess.run(["shellcheck", "-x", str(SCRIPT_DIR / name)], capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0, result.stdout

@@ -18,7 +18,6 @@ import yaml
 from lxml import etree
 
 from configs import vm
-from configs.scripts import SCRIPT_DIR
 from dryrun.mockrun import REPO
 from tests.hostsim import ScratchHost
 from tests.mockgraph import cluster_copy
@@ -510,9 +509,3 @@ def test_refuses_a_host_it_cannot_prepare(tmp_path: Path, change: str, message: 
 def test_reserved_cpus_is_required(tmp_path: Path) -> None:
     result = _fake_hypervisor(tmp_path).run(PREPARE, env={"POOL_PATHS": "/srv/pool"})
     assert result.returncode != 0 and "RESERVED_CPUS is required" in result.stderr
-
-
-@pytest.mark.tool("shellcheck")
-def test_hypervisor_prepare_is_shellcheck_clean() -> None:
-    result = _run("shellcheck", "-x", str(SCRIPT_DIR / PREPARE))
-    assert result.returncode == 0, result.stdout

@@ -5,9 +5,12 @@
 # Environment: HAKUBE_ROOT (prefix for every path; tests point it at a scratch root).
 set -euo pipefail
 
-config="${HAKUBE_ROOT:-}/etc/kubernetes/admin.conf"
+script_name="admin-kubeconfig"
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+config="$admin_kubeconfig"
 if [[ ! -s "$config" ]]; then
-  echo "admin-kubeconfig: $config is missing: has kubeadm init run on this node?" >&2
-  exit 1
+  fail "$config is missing: has kubeadm init run on this node?"
 fi
 cat "$config"

@@ -13,14 +13,15 @@
 #   HAKUBE_ROOT        prefix for every path (tests point it at a scratch root)
 set -euo pipefail
 
+script_name="certs-check"
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
 : "${NODE_NAME:?NODE_NAME is required}"
 : "${RENEW_BEFORE_DAYS:?RENEW_BEFORE_DAYS is required}"
-root="${HAKUBE_ROOT:-}"
 pki="$root/etc/kubernetes/pki"
 manifests="$root/etc/kubernetes/manifests"
 wait_s="${STATIC_POD_WAIT:-20}"
-
-log() { printf 'certs-check: %s\n' "$*" >&2; }
 
 # The leaf certificates `kubeadm certs renew all` renews (the CAs last ten years and are not renewed).
 leaves() {

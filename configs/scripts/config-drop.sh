@@ -20,15 +20,11 @@ set -euo pipefail
 
 : "${DEST:?DEST is required (absolute path of the file)}"
 mode="${MODE:-0644}"
-dest="${HAKUBE_ROOT:-}$DEST"
+script_name="config-drop: $DEST"
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+dest="$root$DEST"
 backup="$dest.hakube-prev"
-name="config-drop: $DEST"
-
-log() { printf '%s: %s\n' "$name" "$*"; }
-fail() {
-  printf '%s: %s\n' "$name" "$*" >&2
-  exit 1
-}
 
 if [[ "${ACTION:-apply}" == remove ]]; then
   if ! stop_output="$(bash -c "${STOP_CMD:-true}" 2>&1)"; then
@@ -40,7 +36,7 @@ $stop_output"
     exit 0
   fi
   rm -f "$dest" "$backup"
-  log "removed (and ${backup#"${HAKUBE_ROOT:-}"})"
+  log "removed (and ${backup#"$root"})"
   exit 0
 fi
 [[ "${ACTION:-apply}" == apply ]] || fail "unknown ACTION ${ACTION@Q} (apply or remove)"
@@ -71,7 +67,7 @@ if [[ -f "$dest" ]]; then
   had_previous=true
 fi
 mv -f "$candidate" "$dest"
-log "installed (previous kept as ${backup#"${HAKUBE_ROOT:-}"})"
+log "installed (previous kept as ${backup#"$root"})"
 
 if reload_output="$(bash -c "$RELOAD_CMD" 2>&1)"; then
   log "reloaded"

@@ -13,18 +13,14 @@
 #   HAKUBE_ROOT       prefix for every path (tests point it at a scratch root)
 set -euo pipefail
 
-: "${BACKUP_KEY:?BACKUP_KEY is required}"
-: "${KNOWN_HOSTS:?KNOWN_HOSTS is required}"
-root="${HAKUBE_ROOT:-}"
-key="$root$BACKUP_KEY"
-known="$root$KNOWN_HOSTS"
-log() { printf 'etcd-backup-key: %s\n' "$*" >&2; }
-fail() {
-  printf 'etcd-backup-key: %s\n' "$*" >&2
-  exit 1
-}
+script_name="etcd-backup-key"
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+: "${BACKUP_KEY:?BACKUP_KEY is required}"
+: "${KNOWN_HOSTS:?KNOWN_HOSTS is required}"
+key="$root$BACKUP_KEY"
+known="$root$KNOWN_HOSTS"
 
 if [[ "${ACTION:-install}" == remove ]]; then
   rm -f "$key" "$known"

@@ -15,8 +15,11 @@
 #   HAKUBE_ROOT        prefix for every path (tests point it at a scratch root)
 set -euo pipefail
 
+script_name="etcd-member-remove"
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
 : "${MEMBER_NAME:?MEMBER_NAME is required}"
-root="${HAKUBE_ROOT:-}"
 attempts="${ATTEMPTS:-10}"
 interval="${INTERVAL:-3}"
 export ETCDCTL_API=3
@@ -28,12 +31,6 @@ if [[ "$ETCDCTL_ENDPOINTS" == https://* ]]; then
   export ETCDCTL_CERT="${ETCDCTL_CERT:-$root/etc/kubernetes/pki/apiserver-etcd-client.crt}"
   export ETCDCTL_KEY="${ETCDCTL_KEY:-$root/etc/kubernetes/pki/apiserver-etcd-client.key}"
 fi
-
-log() { printf 'etcd-member-remove: %s\n' "$*"; }
-fail() {
-  printf 'etcd-member-remove: %s\n' "$*" >&2
-  exit 1
-}
 
 # `member list` lines: "ID, STATUS, NAME, PEER URLS, CLIENT URLS, IS LEARNER".
 members="$(etcdctl member list)" || fail "cannot list the members at $ETCDCTL_ENDPOINTS"
@@ -54,7 +51,7 @@ for ((try = 1; ; try++)); do
     *"member not found"*) break ;; # removed meanwhile
     *"unhealthy cluster"*)
       ((try < attempts)) || fail "etcd still refuses to remove $MEMBER_NAME after $attempts attempts: $out"
-      printf 'etcd-member-remove: refused (%s); attempt %d of %d\n' "$out" "$try" "$attempts" >&2
+      log "refused ($out); attempt $try of $attempts"
       sleep "$interval"
       ;;
     *) fail "removing $MEMBER_NAME ($id) failed: $out" ;;

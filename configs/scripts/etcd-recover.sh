@@ -17,18 +17,16 @@
 # with kubeadm's client certificates), WAIT_S, POLL_S, HAKUBE_ROOT (as etcd-restore.sh).
 set -euo pipefail
 
+script_name="etcd-recover"
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
 : "${STEP:?STEP is required (stop-member, force-new-cluster, add or rejoin)}"
 : "${DATA_DIR:?DATA_DIR is required}"
 : "${STAMP:?STAMP is required}"
-root="${HAKUBE_ROOT:-}"
 data="$root$DATA_DIR"
 aside="$data/.hakube-before-recovery-$STAMP"
 
-log() { printf 'etcd-recover: %s\n' "$*" >&2; }
-fail() {
-  printf 'etcd-recover: %s\n' "$*" >&2
-  exit 1
-}
 # shellcheck source-path=SCRIPTDIR source=lib-etcd.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib-etcd.sh"
 etcd_client_defaults

@@ -22,18 +22,16 @@
 #   HAKUBE_ROOT        prefix for every path (tests point it at a scratch root)
 set -euo pipefail
 
+script_name="etcd-restore"
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
 : "${STEP:?STEP is required (stop, receive, restore, start or check)}"
 : "${DATA_DIR:?DATA_DIR is required}"
-root="${HAKUBE_ROOT:-}"
 data="$root$DATA_DIR"
 incoming="$root/var/lib/hakube/etcd-restore"
 snapshot="$incoming/snapshot.db"
 
-log() { printf 'etcd-restore: %s\n' "$*" >&2; }
-fail() {
-  printf 'etcd-restore: %s\n' "$*" >&2
-  exit 1
-}
 # shellcheck source-path=SCRIPTDIR source=lib-etcd.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib-etcd.sh"
 etcd_client_defaults

@@ -6,8 +6,11 @@
 # Environment: UNIT (default hakube-etcd-snapshot), ENABLED (true | false).
 set -euo pipefail
 
+script_name="etcd-snapshot-timer"
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
 unit="${UNIT:-hakube-etcd-snapshot}"
-log() { printf 'etcd-snapshot-timer: %s\n' "$*"; }
 
 systemctl daemon-reload
 if [[ "${ENABLED:-true}" == true ]]; then

@@ -18,20 +18,18 @@
 #   HAKUBE_ROOT              prefix for every local path (tests point it at a scratch root)
 set -euo pipefail
 
+script_name="etcd-snapshot"
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
 : "${CLUSTER_NAME:?CLUSTER_NAME is required}"
 : "${NODE_NAME:?NODE_NAME is required}"
 : "${SNAPSHOT_DIR:?SNAPSHOT_DIR is required}"
-root="${HAKUBE_ROOT:-}"
 keep="${KEEP:-5}"
 reason="${REASON:-manual}"
 mode="${MODE:-save}"
 dir="$root$SNAPSHOT_DIR"
 
-log() { printf 'etcd-snapshot: %s\n' "$*" >&2; }
-fail() {
-  printf 'etcd-snapshot: %s\n' "$*" >&2
-  exit 1
-}
 # shellcheck source-path=SCRIPTDIR source=lib-etcd.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib-etcd.sh"
 

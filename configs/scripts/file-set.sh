@@ -23,12 +23,9 @@
 #   HAKUBE_ROOT   prefix for every path (tests point it at a scratch root)
 set -euo pipefail
 
-root="${HAKUBE_ROOT:-}"
-log() { printf 'file-set: %s\n' "$*"; }
-fail() {
-  printf 'file-set: %s\n' "$*" >&2
-  exit 1
-}
+script_name="file-set"
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 manifest="${MANIFEST:+$root$MANIFEST}"
 [[ -z "${MANIFEST:-}" || "$MANIFEST" == /* ]] || fail "MANIFEST must be an absolute path"

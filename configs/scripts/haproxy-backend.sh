@@ -16,14 +16,17 @@
 #   HAKUBE_ROOT  prefix for every path; the socket is $HAKUBE_ROOT/run/haproxy/admin.sock
 set -euo pipefail
 
+script_name="haproxy-backend"
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
 : "${ACTION:?ACTION is required (disable or enable)}"
 : "${SERVER:?SERVER is required}"
 : "${KUBERNETES_VERSION:?KUBERNETES_VERSION is required (x.y.z)}"
 backend="${BACKEND:-kube-apiserver}"
-socket="${HAKUBE_ROOT:-}/run/haproxy/admin.sock"
+socket="$root/run/haproxy/admin.sock"
 drain_wait="${DRAIN_WAIT:-10}"
 
-log() { printf 'haproxy-backend: %s\n' "$*" >&2; }
 api() { printf '%s\n' "$1" | socat -t 2 stdio "UNIX-CONNECT:$socket"; }
 # `show stat` CSV: field 2 is the server name, 5 its current sessions, 18 its status (UP, DOWN, MAINT, DRAIN...).
 stat_field() { api "show stat" | awk -F, -v b="$backend" -v s="$SERVER" -v f="$1" '$1 == b && $2 == s {print $f; exit}'; }
@@ -37,8 +40,8 @@ set_state() {
   fi
 }
 
-[[ -S "$socket" ]] || { log "no HAProxy admin socket at $socket"; exit 1; }
-[[ -n "$(stat_field 18)" ]] || { log "HAProxy has no server $backend/$SERVER"; exit 1; }
+[[ -S "$socket" ]] || fail "no HAProxy admin socket at $socket"
+[[ -n "$(stat_field 18)" ]] || fail "HAProxy has no server $backend/$SERVER"
 
 case "$ACTION" in
   disable)

@@ -15,8 +15,11 @@
 # parameters (irqaffinity=, isolcpus=/nohz_full=) and a reboot, which this script does not do.
 set -euo pipefail
 
+script_name="hypervisor-prepare"
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
 : "${RESERVED_CPUS:?RESERVED_CPUS is required (a cpuset such as 0-1)}"
-root="${HAKUBE_ROOT:-}"
 export DEBIAN_FRONTEND=noninteractive
 
 # qemu-system-x86 is what Ubuntu's qemu-kvm transitional package pulls in (Debian 12 has no
@@ -30,12 +33,6 @@ PACKAGES=(qemu-system-x86 qemu-utils libvirt-daemon-system libvirt-clients curl 
 CONFINED_UNITS=(system.slice user.slice init.scope)
 DROPIN_NAME=50-hakube-allowed-cpus.conf
 
-log() { printf 'hypervisor-prepare: %s\n' "$*"; }
-fail() { printf 'hypervisor-prepare: %s\n' "$*" >&2; exit 1; }
-# shellcheck source-path=SCRIPTDIR source=lib.sh
-source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-
-
 check_input() {
   [[ "$RESERVED_CPUS" =~ ^[0-9]+(-[0-9]+)?(,[0-9]+(-[0-9]+)?)*$ ]] \
     || fail "RESERVED_CPUS=$RESERVED_CPUS is not a cpuset such as 0-1 or 0,8"
@@ -44,17 +41,6 @@ check_input() {
   if [[ ! -r "$controllers" ]] || ! grep -qw cpuset "$controllers"; then
     fail "no cgroup v2 cpuset controller (${controllers#"$root"}): host processes cannot be confined"
   fi
-}
-
-install_packages() {
-  local pkg missing=()
-  for pkg in "${PACKAGES[@]}"; do
-    [[ "$(dpkg-query -W -f='${db:Status-Status}' "$pkg" 2>/dev/null || true)" == installed ]] || missing+=("$pkg")
-  done
-  [[ ${#missing[@]} -eq 0 ]] && return 0
-  apt-get update -q
-  apt-get install -y -q "${missing[@]}"
-  log "installed ${missing[*]}"
 }
 
 check_kvm() {
@@ -117,7 +103,7 @@ start_libvirtd() {
 }
 
 check_input
-install_packages
+install_missing_packages "${PACKAGES[@]}"
 check_kvm
 confine_host_processes
 create_pool_dirs

@@ -15,17 +15,19 @@
 # a gpgv keyring file used in place of the pinned key.
 set -euo pipefail
 
+script_name="image-fetch"
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
 : "${IMAGE_URL:?}" "${POOL:?}" "${POOL_PATH:?}" "${VOLUME:?}"
 expected="${IMAGE_SHA256:-}"
 if [[ -z "$expected" ]]; then
   : "${IMAGE_SUMS_URL:?IMAGE_SHA256 or IMAGE_SUMS_URL is required}" "${IMAGE_NAME:?}"
 fi
-root="${HAKUBE_ROOT:-}"
 images="$root/var/lib/hakube/images"
 marker="$images/$VOLUME.sha256"
 
-log() { echo "image-fetch: $*"; }
-refuse() { echo "image-fetch: $*; nothing imported" >&2; exit 1; }
+refuse() { fail "$*; nothing imported"; }
 
 # Ubuntu's cloud image signing key, "UEC Image Automatic Signing Key <cdimage@ubuntu.com>" (rsa4096,
 # 2009-09-15), fingerprint D2EB 4462 6FDD C30B 513D  5BB7 1A5D 6C4C 7DB8 7C81 as Canonical publishes

@@ -15,20 +15,15 @@
 #   HAKUBE_ROOT     prefix for every path (tests point it at a scratch root)
 set -euo pipefail
 
-root="${HAKUBE_ROOT:-}"
-config="$root${KUBEADM_CONFIG:-/etc/kubernetes/kubeadm/init.yaml}"
-patches="$root${PATCHES_DIR:-/etc/kubernetes/patches}"
-admin="$root/etc/kubernetes/admin.conf"
-attempts="${ATTEMPTS:-12}"
-interval="${INTERVAL:-5}"
-
-log() { printf 'kubeadm-init: %s\n' "$*"; }
-fail() {
-  printf 'kubeadm-init: %s\n' "$*" >&2
-  exit 1
-}
+script_name="kubeadm-init"
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+config="$root${KUBEADM_CONFIG:-/etc/kubernetes/kubeadm/init.yaml}"
+patches="$root${PATCHES_DIR:-/etc/kubernetes/patches}"
+admin="$admin_kubeconfig"
+attempts="${ATTEMPTS:-12}"
+interval="${INTERVAL:-5}"
 
 api_answers() {
   local try

@@ -17,19 +17,14 @@
 #   HAKUBE_ROOT      prefix for every path (tests point it at a scratch root)
 set -euo pipefail
 
-root="${HAKUBE_ROOT:-}"
+script_name="kubeadm-join"
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
 config="$root${KUBEADM_CONFIG:-/etc/kubernetes/kubeadm/join.yaml}"
 control_plane="${CONTROL_PLANE:-false}"
 mode=worker
 [[ "$control_plane" == true ]] && mode=control-plane
-
-log() { printf 'kubeadm-join: %s\n' "$*"; }
-fail() {
-  printf 'kubeadm-join: %s\n' "$*" >&2
-  exit 1
-}
-# shellcheck source-path=SCRIPTDIR source=lib.sh
-source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 install_stdin_config "$config"
 

@@ -14,17 +14,13 @@
 #   HAKUBE_ROOT           prefix for every path (tests point it at a scratch root)
 set -euo pipefail
 
-root="${HAKUBE_ROOT:-}"
-admin="$root/etc/kubernetes/admin.conf"
-ca="$root/etc/kubernetes/pki/ca.crt"
-ttl="${TOKEN_TTL:-30m}"
-
-fail() {
-  printf 'kubeadm-token: %s\n' "$*" >&2
-  exit 1
-}
+script_name="kubeadm-token"
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+admin="$admin_kubeconfig"
+ca="$root/etc/kubernetes/pki/ca.crt"
+ttl="${TOKEN_TTL:-30m}"
 
 [[ -s "$admin" ]] || fail "${admin#"$root"} is missing: run this on the first control-plane node after init"
 [[ -s "$ca" ]] || fail "${ca#"$root"} is missing"

@@ -23,17 +23,16 @@
 # Stdin: /etc/containerd/config.toml as configs/containerd.py renders it for KUBERNETES_VERSION.
 set -euo pipefail
 
+script_name="kubeadm-upgrade"
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
 : "${KUBERNETES_VERSION:?KUBERNETES_VERSION is required (x.y.z)}"
 : "${ROLE:?ROLE is required (first, control-plane or worker)}"
 : "${NODE_NAME:?NODE_NAME is required}"
 : "${UPGRADE_CONFIG:?UPGRADE_CONFIG is required (the UpgradeConfiguration path)}"
-root="${HAKUBE_ROOT:-}"
 want="v${KUBERNETES_VERSION}"
 manifest="$root/etc/kubernetes/manifests/kube-apiserver.yaml"
-
-log() { printf 'kubeadm-upgrade: %s\n' "$*" >&2; }
-# shellcheck source-path=SCRIPTDIR source=lib.sh
-source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 case "$ROLE" in
   first | control-plane | worker) ;;
@@ -61,47 +60,23 @@ if [[ "$(kubeadm_version)" == "$want" && "$(kubelet_version)" == "$want" ]] && c
   exit 0
 fi
 
-# The package version string apt offers for x.y.z (e.g. 1.37.2-1.1).
-candidate() {
-  apt-cache madison kubeadm | awk -v v="$KUBERNETES_VERSION" '$3 ~ "^"v"-" {print $3; exit}'
-}
-
-install_pinned() {
-  local version="$1"; shift
-  local pkgs=() pkg
-  for pkg in "$@"; do pkgs+=("$pkg=$version"); done
-  apt-mark unhold "$@" >/dev/null
-  apt-get install -y -q --allow-downgrades --allow-change-held-packages "${pkgs[@]}" >&2
-  apt-mark hold "$@" >/dev/null
-}
-
 # kubeadm reads the version and the patches from the file; one left from another version is refused.
 upgrade_config="$root$UPGRADE_CONFIG"
-[[ -f "$upgrade_config" ]] || { log "no UpgradeConfiguration at $UPGRADE_CONFIG"; exit 1; }
+[[ -f "$upgrade_config" ]] || fail "no UpgradeConfiguration at $UPGRADE_CONFIG"
 if [[ "$ROLE" == first ]] && ! grep -Eq "^[[:space:]]+kubernetesVersion: v${KUBERNETES_VERSION//./\\.}\$" "$upgrade_config"; then
-  log "$UPGRADE_CONFIG does not upgrade to $want (placed by another version?)"
-  exit 1
+  fail "$UPGRADE_CONFIG does not upgrade to $want (placed by another version?)"
 fi
 containerd_config=""
 [[ -t 0 ]] || containerd_config="$(cat)"
-is_containerd_config "$containerd_config" || { log "no containerd configuration on stdin"; exit 1; }
+is_containerd_config "$containerd_config" || fail "no containerd configuration on stdin"
 
-if [[ -n "${KUBERNETES_APT_SOURCE:-}" ]]; then
-  source_file="$root/etc/apt/sources.list.d/hakube-kubernetes.list"
-  if [[ "$(cat "$source_file" 2>/dev/null || true)" != "$KUBERNETES_APT_SOURCE" ]]; then
-    mkdir -p "$(dirname "$source_file")"
-    printf '%s\n' "$KUBERNETES_APT_SOURCE" >"$source_file"
-  fi
-fi
-apt-get update -q >&2
-package="$(candidate)"
-if [[ -z "$package" ]]; then
-  log "no kubeadm $KUBERNETES_VERSION-* in the configured apt sources (set packages.kubernetesAptSource)"
-  exit 1
-fi
+write_kubernetes_apt_source
+apt_update
+package="$(kubernetes_candidate "$KUBERNETES_VERSION")"
+[[ -n "$package" ]] || fail "no kubeadm $KUBERNETES_VERSION-* in the configured apt sources (set packages.kubernetesAptSource)"
 
 if [[ "$(kubeadm_version)" != "$want" ]]; then
-  install_pinned "$package" kubeadm
+  install_held "$package" kubeadm
 fi
 
 if ! control_plane_done || [[ "$ROLE" == worker ]]; then
@@ -115,7 +90,7 @@ fi
 install_containerd_config <<<"$containerd_config"
 
 if [[ "$(kubelet_version)" != "$want" ]]; then
-  install_pinned "$package" kubelet kubectl
+  install_held "$package" kubelet kubectl
   systemctl daemon-reload
   systemctl restart kubelet
 fi

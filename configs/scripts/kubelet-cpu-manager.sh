@@ -21,7 +21,10 @@
 #   HAKUBE_ROOT     prefix for every path; tests point it at a scratch root.
 set -euo pipefail
 
-root="${HAKUBE_ROOT:-}"
+script_name="kubelet-cpu-manager"
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
 config="$root/var/lib/kubelet/config.yaml"
 cpu_state="$root/var/lib/kubelet/cpu_manager_state"
 memory_state="$root/var/lib/kubelet/memory_manager_state"
@@ -29,11 +32,6 @@ memory_state="$root/var/lib/kubelet/memory_manager_state"
 CPU_KEYS="cpuManagerPolicy|cpuManagerPolicyOptions|reservedSystemCPUs"
 MEMORY_KEYS="memoryManagerPolicy|reservedMemory"
 
-log() { printf 'kubelet-cpu-manager: %s\n' "$*"; }
-fail() {
-  printf 'kubelet-cpu-manager: %s\n' "$*" >&2
-  exit 1
-}
 # A top-level scalar field of a kubelet configuration, without quotes.
 field() { sed -n -E "s/^$1:[[:space:]]*//p" | head -n 1 | tr -d "\"' "; }
 # The top-level fields matching $1 of a configuration on stdin, each with the lines nested under it
@@ -68,9 +66,7 @@ reserved="$(field reservedSystemCPUs <<<"$wanted")"
   fail "the configuration on $origin has no reservedSystemCPUs cpuset"
 
 if [[ ! -f "$config" ]]; then
-  mkdir -p "$(dirname "$config")"
-  printf '%s\n' "$wanted" >"$config.hakube-tmp"
-  mv -f "$config.hakube-tmp" "$config"
+  printf '%s\n' "$wanted" | atomic_write "$config"
   log "wrote ${config#"$root"} (policy $policy, reserved CPUs $reserved); kubeadm starts the kubelet"
   exit 0
 fi

@@ -9,37 +9,18 @@
 #   HAKUBE_ROOT  prefix for every path (tests point it at a scratch root)
 set -euo pipefail
 
-root="${HAKUBE_ROOT:-}"
+script_name="lb-prepare"
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
 script_user="${SCRIPT_USER:-keepalived_script}"
 export DEBIAN_FRONTEND=noninteractive
-
-log() { printf 'lb-prepare: %s\n' "$*"; }
-
-install_packages() {
-  local package missing=()
-  for package in haproxy keepalived curl socat; do
-    if [[ "$(dpkg-query -W -f='${Status}' "$package" 2>/dev/null || true)" != "install ok installed" ]]; then
-      missing+=("$package")
-    fi
-  done
-  if [[ ${#missing[@]} -eq 0 ]]; then
-    return 0
-  fi
-  apt-get update -q
-  apt-get install -y -q --no-install-recommends "${missing[@]}"
-  log "installed ${missing[*]}"
-}
 
 allow_nonlocal_bind() {
   local conf="$root/etc/sysctl.d/90-hakube-lb.conf"
   local wanted="# hakube: HAProxy binds the API VIP even on the node that does not hold it
 net.ipv4.ip_nonlocal_bind = 1"
-  if [[ ! -f "$conf" ]] || [[ "$(cat "$conf")" != "$wanted" ]]; then
-    mkdir -p "$(dirname "$conf")"
-    printf '%s\n' "$wanted" >"$conf.hakube-tmp"
-    mv "$conf.hakube-tmp" "$conf"
-    log "wrote ${conf#"$root"}"
-  fi
+  write_if_changed "$conf" "$wanted" || true
   if [[ "$(sysctl -n net.ipv4.ip_nonlocal_bind)" != 1 ]]; then
     sysctl -q -w net.ipv4.ip_nonlocal_bind=1
     log "net.ipv4.ip_nonlocal_bind set to 1"
@@ -55,7 +36,7 @@ create_script_user() {
   log "created system user $script_user"
 }
 
-install_packages
+install_missing_packages --no-install-recommends haproxy keepalived curl socat
 allow_nonlocal_bind
 create_script_user
 log "ready"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Helpers shared by hakube's etcd scripts (etcd-snapshot.sh, etcd-restore.sh, etcd-recover.sh),
-# inlined like lib.sh where a script sources them (configs/scripts.py). Callers define log() and
-# fail() and set root (the HAKUBE_ROOT prefix).
+# inlined like lib.sh where a script sources them, after lib.sh (configs/scripts.py), whose log,
+# fail and root they use.
 
 # etcdctl reads its settings from ETCDCTL_* variables, so nothing lands in argv. Defaults: the local
 # member as kubeadm runs it, with kubeadm's etcd CA and its etcd healthcheck client certificate.

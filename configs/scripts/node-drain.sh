@@ -15,13 +15,16 @@
 #   HAKUBE_ROOT    prefix for every path (tests point it at a scratch root)
 set -euo pipefail
 
+script_name="node-drain"
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
 : "${ACTION:?ACTION is required (drain or uncordon)}"
 : "${NODE_NAME:?NODE_NAME is required}"
 : "${KUBERNETES_VERSION:?KUBERNETES_VERSION is required (x.y.z)}"
-export KUBECONFIG="${HAKUBE_ROOT:-}/etc/kubernetes/admin.conf"
+export KUBECONFIG="$admin_kubeconfig"
 mark="hakube.io/upgrade-drained"
 
-log() { printf 'node-drain: %s\n' "$*" >&2; }
 version() { kubectl get node "$NODE_NAME" -o 'jsonpath={.status.nodeInfo.kubeletVersion}' --request-timeout=20s; }
 report() { printf '{"node":"%s","kubelet":"%s","action":"%s","changed":%s}\n' "$NODE_NAME" "$(version)" "$ACTION" "$1"; }
 

@@ -18,23 +18,11 @@
 #   HAKUBE_ROOT          prefix for every path (tests point it at a scratch root)
 set -euo pipefail
 
-: "${KUBERNETES_VERSION:?KUBERNETES_VERSION is required (x.y.z)}"
-root="${HAKUBE_ROOT:-}"
-export DEBIAN_FRONTEND=noninteractive
-
-log() { printf 'node-prereqs: %s\n' "$*"; }
+script_name="node-prereqs"
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-
-installed_version() {
-  dpkg-query -W -f='${Version}' "$1" 2>/dev/null || true
-}
-
-fail() {
-  printf 'node-prereqs: %s\n' "$*" >&2
-  exit 1
-}
+: "${KUBERNETES_VERSION:?KUBERNETES_VERSION is required (x.y.z)}"
 
 # The containerd package in use: Ubuntu's containerd, or Docker's containerd.io when that is installed.
 CONTAINERD_PACKAGES=(containerd containerd.io)
@@ -103,7 +91,7 @@ check_containerd() {
     fail "containerd $version is installed, but Kubernetes 1.35+ needs containerd 2.x (the kubelet asks the" \
       "runtime for its cgroup driver; config version 3). Drain the node and upgrade it: $CONTAINERD_ADVICE"
   fi
-  apt-get update -q
+  apt_update
   containerd_candidate="$(apt-cache policy containerd | awk '$1 == "Candidate:" {print $2; exit}')"
   if [[ -z "$containerd_candidate" || "$containerd_candidate" == "(none)" ]]; then
     fail "no containerd package in the configured apt sources; $CONTAINERD_ADVICE"
@@ -115,7 +103,7 @@ check_containerd() {
 
 configure_containerd() {
   if [[ -n "$containerd_candidate" ]]; then
-    apt-get install -y -q "containerd=$containerd_candidate"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q "containerd=$containerd_candidate" >&2
     log "installed containerd $containerd_candidate"
   fi
   install_containerd_config <<<"$containerd_config" || exit 1
@@ -129,27 +117,18 @@ install_kubernetes_packages() {
     && [[ "$(installed_version kubectl)" == "$wanted"-* ]]; then
     return 0
   fi
-  if [[ -n "${KUBERNETES_APT_SOURCE:-}" ]]; then
-    write_if_changed "$root/etc/apt/sources.list.d/hakube-kubernetes.list" "$KUBERNETES_APT_SOURCE" || true
-  fi
-  apt-get update -q
+  write_kubernetes_apt_source
+  apt_update
   local candidate
-  candidate="$(apt-cache madison kubeadm | awk -v v="$wanted" '$3 ~ "^"v"-" {print $3; exit}')"
-  if [[ -z "$candidate" ]]; then
-    echo "node-prereqs: no kubeadm $wanted-* in the configured apt sources (set packages.kubernetesAptSource)" >&2
-    exit 1
-  fi
-  apt-mark unhold kubelet kubeadm kubectl >/dev/null 2>&1 || true
-  apt-get install -y -q --allow-downgrades "kubelet=$candidate" "kubeadm=$candidate" "kubectl=$candidate"
-  apt-mark hold kubelet kubeadm kubectl >/dev/null
+  candidate="$(kubernetes_candidate "$wanted")"
+  [[ -n "$candidate" ]] || fail "no kubeadm $wanted-* in the configured apt sources (set packages.kubernetesAptSource)"
+  install_held "$candidate" kubelet kubeadm kubectl
   log "installed kubelet, kubeadm and kubectl $candidate (held)"
 }
 
 install_etcd_client() {
   [[ "${ETCD_CLIENT:-false}" == true ]] || return 0
-  [[ -n "$(installed_version etcd-client)" ]] && return 0
-  apt-get install -y -q etcd-client
-  log "installed etcd-client (etcdctl)"
+  install_missing_packages etcd-client
 }
 
 enable_kubelet() {

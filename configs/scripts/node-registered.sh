@@ -5,17 +5,20 @@
 # Environment: NODE_NAME (required), ATTEMPTS (default 60), INTERVAL seconds (default 5), HAKUBE_ROOT.
 set -euo pipefail
 
+script_name="node-registered"
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
 : "${NODE_NAME:?NODE_NAME is required}"
 attempts="${ATTEMPTS:-60}"
 interval="${INTERVAL:-5}"
-export KUBECONFIG="${HAKUBE_ROOT:-}/etc/kubernetes/admin.conf"
+export KUBECONFIG="$admin_kubeconfig"
 
 for ((try = 1; try <= attempts; try++)); do
   if kubectl get node "$NODE_NAME" --request-timeout=10s -o name >/dev/null 2>&1; then
-    echo "node-registered: $NODE_NAME is a member of the cluster"
+    log "$NODE_NAME is a member of the cluster"
     exit 0
   fi
   ((try < attempts)) && sleep "$interval"
 done
-echo "node-registered: $NODE_NAME did not register after $attempts attempts" >&2
-exit 1
+fail "$NODE_NAME did not register after $attempts attempts"

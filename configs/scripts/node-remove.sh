@@ -13,12 +13,14 @@
 #   HAKUBE_ROOT    prefix for every path (tests point it at a scratch root)
 set -euo pipefail
 
+script_name="node-remove"
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
 : "${NODE_NAME:?NODE_NAME is required}"
 drain_timeout="${DRAIN_TIMEOUT:-300}"
 delete_wait="${DELETE_WAIT:-60}"
-export KUBECONFIG="${HAKUBE_ROOT:-}/etc/kubernetes/admin.conf"
-
-log() { printf 'node-remove: %s\n' "$*"; }
+export KUBECONFIG="$admin_kubeconfig"
 
 # An unreachable API server is an error (exit 1), not "absent": --ignore-not-found only hides NotFound.
 found="$(kubectl get node "$NODE_NAME" --ignore-not-found -o name --request-timeout=20s)"

@@ -10,10 +10,11 @@
 # Environment: HAKUBE_ROOT (prefix for every path; tests point it at a scratch root).
 set -euo pipefail
 
-root="${HAKUBE_ROOT:-}"
-cni="$root/etc/cni/net.d"
+script_name="node-reset"
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-log() { printf 'node-reset: %s\n' "$*"; }
+cni="$root/etc/cni/net.d"
 
 has_state() {
   local path

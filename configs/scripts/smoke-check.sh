@@ -15,33 +15,32 @@
 # Prints one JSON summary line on stdout; on failure, one line on stderr per target that never answered.
 set -euo pipefail
 
+script_name="smoke-check"
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
 attempts="${ATTEMPTS:-30}"
 interval="${INTERVAL:-2}"
 curl_timeout="${CURL_TIMEOUT:-5}"
-kubeconfig="${HAKUBE_ROOT:-}/etc/kubernetes/admin.conf"
+kubeconfig="$admin_kubeconfig"
 plain='^[0-9A-Za-z.-]+$' # names and addresses end up in the JSON summary unescaped
 port_number='^[0-9]{1,5}$'
-
-die() {
-  echo "smoke-check: $*" >&2
-  exit 1
-}
 
 kube() {
   kubectl --kubeconfig "$kubeconfig" "$@" 2>/dev/null || true
 }
 
-[[ -n "${NODE_PORT:-}${GATEWAY:-}" ]] || die "set NODE_PORT, GATEWAY or both"
-[[ -z "${NODE_PORT:-}" || "$NODE_PORT" =~ $port_number ]] || die "NODE_PORT=$NODE_PORT is not a port number"
-[[ "$attempts" =~ ^[1-9][0-9]{0,3}$ ]] || die "ATTEMPTS=$attempts is not a count from 1 to 9999"
+[[ -n "${NODE_PORT:-}${GATEWAY:-}" ]] || fail "set NODE_PORT, GATEWAY or both"
+[[ -z "${NODE_PORT:-}" || "$NODE_PORT" =~ $port_number ]] || fail "NODE_PORT=$NODE_PORT is not a port number"
+[[ "$attempts" =~ ^[1-9][0-9]{0,3}$ ]] || fail "ATTEMPTS=$attempts is not a count from 1 to 9999"
 if [[ -n "${GATEWAY:-}" ]]; then
-  [[ "$GATEWAY" =~ ^[a-z0-9.-]+/[a-z0-9.-]+$ ]] || die "GATEWAY=$GATEWAY is not namespace/name"
-  [[ "${GATEWAY_PORT:-}" =~ $port_number ]] || die "GATEWAY_PORT=${GATEWAY_PORT:-} is not a port number"
+  [[ "$GATEWAY" =~ ^[a-z0-9.-]+/[a-z0-9.-]+$ ]] || fail "GATEWAY=$GATEWAY is not namespace/name"
+  [[ "${GATEWAY_PORT:-}" =~ $port_number ]] || fail "GATEWAY_PORT=${GATEWAY_PORT:-} is not a port number"
   if [[ -n "${GATEWAY_SERVICE_SELECTOR:-}" ]]; then
     [[ "${GATEWAY_SERVICE_NAMESPACE:-}" =~ ^[a-z0-9.-]+$ ]] \
-      || die "GATEWAY_SERVICE_NAMESPACE=${GATEWAY_SERVICE_NAMESPACE:-} is not a namespace"
+      || fail "GATEWAY_SERVICE_NAMESPACE=${GATEWAY_SERVICE_NAMESPACE:-} is not a namespace"
     [[ "$GATEWAY_SERVICE_SELECTOR" =~ ^[A-Za-z0-9./_=,-]+$ ]] \
-      || die "GATEWAY_SERVICE_SELECTOR=$GATEWAY_SERVICE_SELECTOR is not a label selector"
+      || fail "GATEWAY_SERVICE_SELECTOR=$GATEWAY_SERVICE_SELECTOR is not a label selector"
   fi
 fi
 
@@ -51,12 +50,12 @@ read -ra entries <<<"${NODE_ADDRESSES:-}"
 for entry in "${entries[@]}"; do
   name="${entry%%=*}"
   address="${entry#*=}"
-  [[ "$name" =~ $plain && "$address" =~ $plain ]] || die "bad node entry '$entry'"
+  [[ "$name" =~ $plain && "$address" =~ $plain ]] || fail "bad node entry '$entry'"
   node_names+=("$name")
   node_addresses+=("$address")
 done
 if [[ -n "${NODE_PORT:-}" || -n "${GATEWAY_SERVICE_SELECTOR:-}" ]]; then
-  ((${#node_addresses[@]} > 0)) || die "NODE_ADDRESSES names no node"
+  ((${#node_addresses[@]} > 0)) || fail "NODE_ADDRESSES names no node"
 fi
 
 # Bounded polling: runs `$@` (which prints a value) until the value matches `pattern`; prints it.
@@ -91,7 +90,7 @@ if [[ -n "${DEPLOYMENT:-}" ]]; then
     fi
   }
   ready="$(await_value '^[0-9]+$' ready_replicas)" \
-    || die "deployment $NAMESPACE/$DEPLOYMENT has ${ready#short:} of $REPLICAS replicas ready after $attempts attempts"
+    || fail "deployment $NAMESPACE/$DEPLOYMENT has ${ready#short:} of $REPLICAS replicas ready after $attempts attempts"
   summary_deployment="\"deployment\":\"$NAMESPACE/$DEPLOYMENT\",\"readyReplicas\":$ready,"
 fi
 
@@ -123,7 +122,7 @@ if [[ -n "${GATEWAY:-}" ]]; then
         -o "jsonpath={.items[0].spec.ports[?(@.port==$GATEWAY_PORT)].nodePort}"
     }
     port="$(await_value "$port_number" gateway_node_port)" \
-      || die "gateway $GATEWAY: no Service labelled $GATEWAY_SERVICE_SELECTOR in $GATEWAY_SERVICE_NAMESPACE" \
+      || fail "gateway $GATEWAY: no Service labelled $GATEWAY_SERVICE_SELECTOR in $GATEWAY_SERVICE_NAMESPACE" \
         "with a NodePort for port $GATEWAY_PORT after $attempts attempts"
     for i in "${!node_addresses[@]}"; do
       add_target gateway "${node_names[i]}" "${node_addresses[i]}" "$port"
@@ -133,7 +132,7 @@ if [[ -n "${GATEWAY:-}" ]]; then
       kube -n "$gateway_namespace" get gateway "$gateway_name" -o 'jsonpath={.status.addresses[0].value}'
     }
     address="$(await_value "$plain" gateway_address)" \
-      || die "gateway $GATEWAY has no address in its status after $attempts attempts"
+      || fail "gateway $GATEWAY has no address in its status after $attempts attempts"
     port="$GATEWAY_PORT"
     add_target gateway "$gateway_name" "$address" "$port"
   fi
@@ -173,8 +172,8 @@ describe() {
 
 if ((${#pending[@]} > 0)); then
   for i in "${pending[@]}"; do
-    echo "smoke-check: $(describe "$i"): http://${addresses[i]}:${ports[i]}/ gave no" \
-      "HTTP 200 in $attempts attempts (last status ${statuses[i]})" >&2
+    log "$(describe "$i"): http://${addresses[i]}:${ports[i]}/ gave no" \
+      "HTTP 200 in $attempts attempts (last status ${statuses[i]})"
   done
   exit 1
 fi
