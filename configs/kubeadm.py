@@ -30,6 +30,7 @@ first node (configs/scripts/kubeadm-token.sh), as kubeadm deletes uploaded certs
 from __future__ import annotations
 
 import json
+import math
 import re
 from typing import Any
 
@@ -37,6 +38,7 @@ import yaml
 
 from configs.containerd import CRI_SOCKET
 from configs.images import kubeadm_image_fields
+from configs.loadbalancer import backend_drain_s
 from configs.vm import ETCD_MOUNT
 from topology.model import Cluster, ControlPlaneNode, Worker
 from topology.sizing import NODE_HEADROOM, STATIC_POD_SIZES, Size, static_pod_budget
@@ -51,6 +53,10 @@ INIT_CONFIG_PATH = f"{KUBEADM_DIR}/init.yaml"
 JOIN_CONFIG_PATH = f"{KUBEADM_DIR}/join.yaml"
 UPGRADE_CONFIG_PATH = f"{KUBEADM_DIR}/upgrade.yaml"
 PATCHES_DIR = "/etc/kubernetes/patches"
+# A stopping kube-apiserver (SIGTERM: an upgrade, a manifest change) fails /readyz at once but keeps
+# serving this long, so HAProxy marks it down before its listener closes: no client request is reset
+# (measured in tests/test_failover_real_netns.py). kubeadm sets none; without it one request in ~100 failed.
+APISERVER_SHUTDOWN_DELAY_S = math.ceil(backend_drain_s()) + 1
 ADMIN_KUBECONFIG = "/etc/kubernetes/admin.conf"  # kubeadm's; configs/scripts/lib.sh admin_kubeconfig
 # Written by kubeadm at init/join from the kubelet-config ConfigMap plus the node's patch;
 # configs/scripts/kubelet-cpu-manager.sh keeps its CPU manager fields in line afterwards.
@@ -271,7 +277,10 @@ def init_config(cluster: Cluster, node: ControlPlaneNode | None = None) -> str:
             "serviceSubnet": str(network.service_cidr),
             "dnsDomain": CLUSTER_DOMAIN,
         },
-        "apiServer": {"certSANs": cert_sans(cluster)},
+        "apiServer": {
+            "certSANs": cert_sans(cluster),
+            "extraArgs": _args({"shutdown-delay-duration": f"{APISERVER_SHUTDOWN_DELAY_S}s"}),
+        },
         # On VMs this is the mount point of the dedicated etcd disk (configs/vm.py).
         "etcd": {"local": {"dataDir": ETCD_MOUNT}},
         # images.repository: imageRepository (and CoreDNS's), as the pause image containerd pins.

@@ -82,6 +82,22 @@ HAPROXY_TUNING = {
     "rise": 2,
     "error_limit": 2,
 }
+
+
+def _seconds(duration: str) -> float:
+    """An HAProxy time ("500ms", "1s") in seconds."""
+    return float(duration[:-2]) / 1000 if duration.endswith("ms") else float(duration.rstrip("s"))
+
+
+def backend_drain_s() -> float:
+    """The longest time from an apiserver failing /readyz to HAProxy marking it down (it then sends it
+    no new connection): the check in flight (inter, up to timeout_check), then fall - 1 more at
+    fastinter, each also up to timeout_check."""
+    t = HAPROXY_TUNING
+    check = _seconds(str(t["timeout_check"]))
+    return _seconds(str(t["inter"])) + check + (int(t["fall"]) - 1) * (_seconds(str(t["fastinter"])) + check)
+
+
 # keepalived track script (whole seconds only): HAProxy dead -> FAULT within one interval. One
 # failure is enough: the probe is loopback to HAProxy itself, so it fails only when HAProxy does
 # not accept connections, and then the VIP is better anywhere else.

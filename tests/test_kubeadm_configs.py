@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from configs import kubeadm
+from configs.loadbalancer import backend_drain_s
 from dryrun.mockrun import REPO
 from tests.mockgraph import stack_graph
 from topology import Cluster, ControlPlaneNode, load_stack_file
@@ -153,6 +154,13 @@ def test_cluster_configuration_of_dev() -> None:
         assert {name, f"198.18.0.{addr}", f"198.18.1.{cp_addr}"} <= set(sans)
     assert len(sans) == len(set(sans)) == 10
     assert "198.18.0.41" not in sans  # workers are no apiserver
+
+
+def test_a_stopping_apiserver_keeps_serving_until_haproxy_has_marked_it_down() -> None:
+    for cluster in STACKS.values():
+        args = _docs(kubeadm.init_config(cluster))["ClusterConfiguration"]["apiServer"]["extraArgs"]
+        (delay,) = [a["value"] for a in args if a["name"] == "shutdown-delay-duration"]
+        assert delay == "5s" and int(delay[:-1]) > backend_drain_s() == 3.5
 
 
 @pytest.mark.parametrize("version", ["1.35.9", "1.36.5", "1.37.2"])

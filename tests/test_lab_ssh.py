@@ -105,8 +105,8 @@ def run_step(lab: SshLab, host: str, name: str) -> subprocess.CompletedProcess[s
 
 @pytest.fixture(scope="module")
 def lb_pair(lab: SshLab, cluster: Cluster) -> dict[str, dict[str, str]]:
-    """Every LB step run over SSH on lb1 then lb2; their output, step by step."""
-    return {peer.name: {step: run_step(lab, peer.name, f"{peer.name}-{step}").stdout for step in LB_STEPS}
+    """Every LB step run over SSH on lb1 then lb2; what they logged (stderr), step by step."""
+    return {peer.name: {step: run_step(lab, peer.name, f"{peer.name}-{step}").stderr for step in LB_STEPS}
             for peer in sorted(lb_nodes(cluster), key=lambda p: -p.priority)}
 
 
@@ -198,7 +198,7 @@ def test_a_client_reaches_the_apiservers_through_the_vip(lab: SshLab, cluster: C
 def test_the_steps_run_again_change_nothing(lab: SshLab, lb_pair: dict[str, dict[str, str]]) -> None:
     pidfiles = {"haproxy": "/run/haproxy.pid", "keepalived": "/run/keepalived.pid"}
     pids = {d: lab.read("lb1", f) for d, f in pidfiles.items()}
-    again = {step: run_step(lab, "lb1", f"lb1-{step}").stdout for step in LB_STEPS}
+    again = {step: run_step(lab, "lb1", f"lb1-{step}").stderr for step in LB_STEPS}
     assert "installed" not in again["lb-prepare"] and "created" not in again["lb-prepare"]
     assert "unchanged" in again["haproxy-apply"] and "unchanged" in again["keepalived-apply"]
     assert {d: lab.read("lb1", f) for d, f in pidfiles.items()} == pids
