@@ -28,12 +28,20 @@ sys.path.insert(0, str(REPO))
 
 import jinja2  # noqa: E402
 
-from configs.loadbalancer import apiserver_backends, lb_nodes, render_haproxy, render_keepalived  # noqa: E402
-from tests.netlab import SCENARIOS, LbLab, Measurement, PairSetup, run_scenario, setup_from_cluster  # noqa: E402
+from configs.loadbalancer import apiserver_backends, lb_nodes  # noqa: E402
+from tests.netlab import (  # noqa: E402
+    SCENARIOS,
+    LbLab,
+    Measurement,
+    PairSetup,
+    client_address,
+    hakube_setup,
+    run_scenario,
+    setup_from_cluster,
+)
 from tests.realcplab import RealLbLab  # noqa: E402
 from topology import Cluster, load_stack_file  # noqa: E402
 
-CLIENT_ADDRESS_HOST = 50  # the client's host number in the node network
 # The issue's targets for hakube (issue 9): (description, predicate on a measurement).
 TARGETS: dict[str, tuple[str, Callable[[Measurement], bool]]] = {
     "link_down": ("gap <= 500 ms", lambda m: m.longest_gap_ms <= 500),
@@ -48,17 +56,6 @@ TARGETS: dict[str, tuple[str, Callable[[Measurement], bool]]] = {
     "failback": ("0 reset connections", lambda m: m.stream_broken is None),
     "hung_resumed": ("none (documented limit)", lambda m: True),
 }
-
-
-def _client_address(cluster: Cluster) -> str:
-    return str(cluster.network.node_cidr.network_address + CLIENT_ADDRESS_HOST)
-
-
-def hakube_setup(cluster: Cluster) -> PairSetup:
-    # The lab has no keepalived_script user; any unprivileged user shows the same behaviour.
-    return setup_from_cluster(cluster, lambda _: render_haproxy(cluster),
-                              lambda node: render_keepalived(cluster, node, script_user="nobody"),
-                              _client_address(cluster))
 
 
 def baseline_setup(cluster: Cluster, workdir: Path) -> PairSetup:
@@ -81,7 +78,7 @@ def baseline_setup(cluster: Cluster, workdir: Path) -> PairSetup:
             router_id=cluster.load_balancer.vrrp.router_id, priority=guide_priority[node], vip=vip)
 
     # The guide's track script needs rise 2 x interval 3 s before the priorities settle.
-    return setup_from_cluster(cluster, lambda _: haproxy, keepalived, _client_address(cluster), settle_s=7)
+    return setup_from_cluster(cluster, lambda _: haproxy, keepalived, client_address(cluster), settle_s=7)
 
 
 def run_all(setup: PairSetup, keys: list[str], label: str,

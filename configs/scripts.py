@@ -38,10 +38,10 @@ def inline_libs(name: str, text: str, libs: Mapping[str, str]) -> str:
         raise ScriptError(f"{name} is a library: it is inlined into scripts, never run on its own")
     if text.count(LIB_SOURCE) != 1:
         raise ScriptError(f"{name} must source lib.sh exactly once, with the lines\n{LIB_SOURCE}")
-    before = text[: text.index(LIB_SOURCE)].splitlines(keepends=True)
+    lib_at = text.index(LIB_SOURCE)
+    before = text[:lib_at].splitlines(keepends=True)
     if not before or not SCRIPT_NAME.fullmatch(before[-1]):
         raise ScriptError(f"{name}: set script_name=... on the line right before sourcing lib.sh")
-    lib_at = text.index(LIB_SOURCE)
     for lib in libs:
         sourced_at = text.find(lib_source(lib))
         if text.replace(lib_source(lib), "").count(lib) or (lib != LIBS[0] and 0 <= sourced_at < lib_at):
@@ -56,8 +56,12 @@ def script(name: str) -> str:
     """The self-contained text of configs/scripts/<name>, with each lib*.sh inlined where it is
     sourced; raises FileNotFoundError for an unknown script, ScriptError for one that breaks the
     sourcing rules (inline_libs)."""
-    libs = {lib: (SCRIPT_DIR / lib).read_text() for lib in LIBS}
-    return inline_libs(name, (SCRIPT_DIR / name).read_text(), libs)
+    return inline_libs(name, (SCRIPT_DIR / name).read_text(), _libs())
+
+
+@cache
+def _libs() -> dict[str, str]:
+    return {lib: (SCRIPT_DIR / lib).read_text() for lib in LIBS}
 
 
 def all_scripts() -> list[Path]:

@@ -502,6 +502,23 @@ def control_plane_host(cluster: Any, node: Any) -> HostSpec:
     return HostSpec(node.name, (f"{node.address}/{node_prefix}", f"{node.control_plane_address}/{cp_prefix}"))
 
 
+CLIENT_ADDRESS_HOST = 50  # the measuring client's host number in the node network
+
+
+def client_address(cluster: Any) -> str:
+    return str(cluster.network.node_cidr.network_address + CLIENT_ADDRESS_HOST)
+
+
+def hakube_setup(cluster: Any) -> PairSetup:
+    """The lab for `cluster` with the LB files hakube renders for it."""
+    from configs.loadbalancer import render_haproxy, render_keepalived
+
+    # The lab has no keepalived_script user; any unprivileged user shows the same behaviour.
+    return setup_from_cluster(cluster, lambda _: render_haproxy(cluster),
+                              lambda node: render_keepalived(cluster, node, script_user="nobody"),
+                              client_address(cluster))
+
+
 def setup_from_cluster(cluster: Any, haproxy: Callable[[str], str], keepalived: Callable[[str], str],
                        client_address: str, settle_s: float = 3.0) -> PairSetup:
     """Lab hosts mirroring an external-placement cluster: LB nodes at their addresses on eth0 with an
@@ -619,6 +636,10 @@ class Measurement:
     holder_after: str
     stream_broken: str | None = None  # the long-lived connection's fate, where one is kept
     notes: dict[str, Any] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        return (f"{self.scenario}: {self.failed}/{self.requests} failed, longest gap {self.longest_gap_ms:.0f} ms,"
+                f" VIP {self.holder_before} -> {self.holder_after}")
 
 
 LEAD_IN_S = 0.5  # polling before the fault

@@ -20,8 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from configs.loadbalancer import render_haproxy, render_keepalived
-from tests.netlab import LbLab, Measurement, run_scenario, setup_from_cluster
+from tests.netlab import LbLab, Measurement, client_address, hakube_setup, run_scenario
 from topology import load_stack_file
 
 pytestmark = [pytest.mark.root, pytest.mark.tool("haproxy", "keepalived", "curl", "openssl")]
@@ -32,16 +31,15 @@ REPO = Path(__file__).resolve().parent.parent
 @pytest.fixture(scope="module")
 def lab() -> Iterator[LbLab]:
     cluster = load_stack_file(REPO / "Pulumi.dev.yaml")
-    setup = setup_from_cluster(cluster, lambda _: render_haproxy(cluster),
-                               lambda node: render_keepalived(cluster, node, script_user="nobody"), "198.18.0.50")
+    setup = hakube_setup(cluster)
+    assert client_address(cluster) == "198.18.0.50"
     with LbLab(setup) as running:
         yield running
 
 
 def _scenario(lab: LbLab, key: str) -> Measurement:
     m = run_scenario(lab, key)
-    print(f"{m.scenario}: {m.failed}/{m.requests} failed, longest gap {m.longest_gap_ms:.0f} ms,"
-          f" VIP {m.holder_before} -> {m.holder_after}, stream {m.stream_broken or 'kept'}")
+    print(f"{m.summary()}, stream {m.stream_broken or 'kept'}")
     return m
 
 

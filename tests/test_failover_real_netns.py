@@ -21,8 +21,7 @@ from pathlib import Path
 import pytest
 
 from configs.kubeadm import APISERVER_SHUTDOWN_DELAY_S
-from configs.loadbalancer import render_haproxy, render_keepalived
-from tests.netlab import Measurement, run_scenario, setup_from_cluster
+from tests.netlab import Measurement, client_address, hakube_setup, run_scenario
 from tests.realcplab import REAL_TOOLS, RealLbLab
 from topology import load_stack_file
 
@@ -35,8 +34,8 @@ REPO = Path(__file__).resolve().parent.parent
 @pytest.fixture(scope="module")
 def lab() -> Iterator[RealLbLab]:
     cluster = load_stack_file(REPO / "Pulumi.dev.yaml")
-    setup = setup_from_cluster(cluster, lambda _: render_haproxy(cluster),
-                               lambda node: render_keepalived(cluster, node, script_user="nobody"), "198.18.0.50")
+    setup = hakube_setup(cluster)
+    assert client_address(cluster) == "198.18.0.50"
     with RealLbLab(setup, "dev") as running:
         assert running.cp is not None
         print(f"\nreal control plane ready in {running.cp.start_seconds}s")
@@ -45,8 +44,7 @@ def lab() -> Iterator[RealLbLab]:
 
 def _scenario(lab: RealLbLab, key: str) -> Measurement:
     m = run_scenario(lab, key)
-    print(f"{m.scenario}: {m.failed}/{m.requests} failed, longest gap {m.longest_gap_ms:.0f} ms,"
-          f" VIP {m.holder_before} -> {m.holder_after}, notes {m.notes}")
+    print(f"{m.summary()}, notes {m.notes}")
     return m
 
 
