@@ -18,6 +18,7 @@ import pytest
 
 from configs import addons as cfg
 from lab import k8sprovider
+from lab.procs import wait_until
 from tests.realcplab import REAL_TOOLS, Running, real_control_plane, stack_cluster
 from tests.realtools import path_of
 
@@ -39,6 +40,11 @@ def applied() -> Iterator[tuple[Running, list[dict[str, Any]]]]:
         outcomes = json.loads(result.stdout)
         for namespace in (cfg.SMOKE_NAMESPACE, "kube-system"):  # kube-controller-manager's serviceaccount controller
             running.kubectl("create", "serviceaccount", "default", "-n", namespace, check=False)
+        # The admission plugin learns of a new policy and binding through its informers, a moment after
+        # they are created: wait (bounded) until the policy judges pods, before any test asks it.
+        probe = _pod("policy-probe", cfg.SMOKE_NAMESPACE, tolerations=TOLERATE_CP)
+        wait_until(lambda: cfg.ISOLATION_POLICY_NAME in _create(running, probe, dry_run=True)[1], 30,
+                   "the isolation policy to be in force", step=0.5)
         yield running, outcomes
 
 
