@@ -7,6 +7,7 @@ from collections.abc import Mapping
 import pulumi
 
 from components.addons import Addons, SmokeTarget
+from components.apiserver import ApiserverFiles
 from components.base import Component
 from components.etcd import EtcdSnapshots
 from components.hypervisor import ControlPlaneVm, HypervisorHost
@@ -24,7 +25,8 @@ class HakubeCluster(Component):
 
     def __init__(self, cluster: Cluster, ssh_private_key: pulumi.Output[str], roles: Bootstrap | None = None,
                  previous_version: str | None = None, etcd_backup_key: pulumi.Output[str] | None = None,
-                 registry_passwords: Mapping[str, pulumi.Output[str]] | None = None) -> None:
+                 registry_passwords: Mapping[str, pulumi.Output[str]] | None = None,
+                 encryption_keys: Mapping[str, pulumi.Output[str]] | None = None) -> None:
         props = {
             "name": cluster.name, "profile": cluster.profile, "kubernetesVersion": cluster.kubernetes_version,
             "controlPlaneCount": len(cluster.control_plane.nodes),
@@ -62,7 +64,11 @@ class HakubeCluster(Component):
             after={name: [node.prerequisites] for name, node in self.nodes.items()},
             opts=child,
         )
-        self.kubeadm = KubeadmCluster(cluster, self.nodes, lb_ready=self.load_balancer.ready, roles=roles)
+        # The apiserver's encryption configuration and audit policy, in place before kubeadm starts it.
+        self.apiserver_files = ApiserverFiles(cluster, self.nodes, encryption_keys or {}, opts=child)
+        self.kubeadm = KubeadmCluster(cluster, self.nodes, lb_ready=self.load_balancer.ready, roles=roles,
+                                      before=self.apiserver_files.placed)
+        self.apiserver_files.rewrite_secrets(self.kubeadm.last_control_plane)
         self.kubeconfig = self.kubeadm.kubeconfig
         first = cluster.first_control_plane
         targets = [SmokeTarget(name, node.host.address, self.kubeadm.joins.get(name), node)

@@ -61,12 +61,15 @@ class KubeadmCluster:
     """
 
     def __init__(self, cluster: Cluster, nodes: Mapping[str, Node], *, lb_ready: Sequence[pulumi.Resource],
-                 roles: Bootstrap | None = None) -> None:
+                 roles: Bootstrap | None = None, before: Mapping[str, pulumi.Resource] | None = None) -> None:
+        """`before`: node -> a step its init or join waits for besides its kubeadm files (the apiserver's
+        own files, components/apiserver.py)."""
         self.cluster = cluster
         admin = cluster.first_control_plane.name
         roles = roles or Bootstrap(init_node=admin, admin_node=admin)
         self.first_host = nodes[roles.admin_node].host
-        files = {spec.name: place_files(cluster, spec, nodes[spec.name], runs_init=spec.name == roles.init_node)
+        files = {spec.name: [*place_files(cluster, spec, nodes[spec.name], runs_init=spec.name == roles.init_node),
+                             *([before[spec.name]] if before and spec.name in before else [])]
                  for spec in self._specs()}
         # The step after which each node counts as joined: init, or the node's membership check.
         self.members: dict[str, pulumi.Resource] = {}

@@ -13,6 +13,7 @@ from configs.loadbalancer import VRRP_AUTH_REFUSED
 from topology import Cluster, TopologyError, load_cluster
 from topology.bootstrap import bootstrap_roles
 from topology.bootstrap import outputs as bootstrap_outputs
+from topology.encryption import KEYS_CONFIG, OUTPUT, deployed_keys, previous_keys, refuse_unsafe_rotation
 from topology.upgrade import refuse_bad_upgrade
 
 
@@ -25,18 +26,23 @@ def run(config: pulumi.Config) -> HakubeCluster:
         previous = previous_outputs()
         refuse_bad_upgrade(previous_version(previous), cluster)
         roles = bootstrap_roles(cluster, previous)
+        given_keys = encryption_keys(config)
+        refuse_unsafe_rotation(previous_keys(previous), cluster, given_keys)
     except TopologyError as err:
         # Refuse before any resource is registered, one path-named line per problem, no traceback.
         raise pulumi.RunError("invalid stack configuration:\n" + "\n".join(err.lines)) from None
     key = config.require_secret("sshPrivateKey")
     built = HakubeCluster(cluster, key, roles, previous_version=previous_version(previous),
                           etcd_backup_key=etcd_backup_key(config, cluster),
-                          registry_passwords=registry_passwords(config, cluster))
+                          registry_passwords=registry_passwords(config, cluster),
+                          encryption_keys={name: pulumi.Output.secret(value) for name, value in given_keys.items()})
     # Read back by the next deployment (topology/bootstrap.py): which node ran init, which is first.
     for name, value in bootstrap_outputs(cluster, roles).items():
         pulumi.export(name, value)
     pulumi.export("apiEndpoint", f"https://{cluster.api_endpoint.vip}:{cluster.api_endpoint.port}")
     pulumi.export("kubernetesVersion", cluster.kubernetes_version)
+    # Read back by the next deployment (topology/encryption.py): the key order it rolled out.
+    pulumi.export(OUTPUT, deployed_keys(cluster, given_keys))
     pulumi.export("kubeconfig", built.kubeconfig)
     pulumi.export("certificates", built.upgrades.certificates)
     if built.addons is not None and built.addons.smoke_test is not None:
@@ -67,6 +73,18 @@ def etcd_backup_key(config: pulumi.Config, cluster: Cluster) -> pulumi.Output[st
                               " hakube:cluster.etcd.snapshots.target is set (pulumi config set --secret"
                               f" hakube:{ETCD_BACKUP_KEY} < the private key the target authorizes)")
     return key
+
+
+def encryption_keys(config: pulumi.Config) -> dict[str, str]:
+    """hakube:encryptionKeys: key name -> value (checked by topology/encryption.py; may be unset)."""
+    value = config.get_object(KEYS_CONFIG)
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        raise TopologyError([f"hakube:{KEYS_CONFIG}: must be a mapping of key name to base64 key (pulumi config"
+                             f" set --secret --path 'hakube:{KEYS_CONFIG}.key1' \"$(head -c 32 /dev/urandom |"
+                             " base64)\")"])
+    return dict(value)
 
 
 def registry_passwords(config: pulumi.Config, cluster: Cluster) -> dict[str, pulumi.Output[str]]:

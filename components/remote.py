@@ -151,17 +151,22 @@ class FileSet(Component):
     def __init__(self, name: str, host: Host, files: Mapping[str, str], *, mode: str = "0600",
                  then: tuple[str, Mapping[str, str]] | None = None, manifest: str | None = None,
                  reload_units: Sequence[str] = (), secrets: Mapping[str, pulumi.Input[str]] | None = None,
-                 opts: pulumi.ResourceOptions) -> None:
+                 keep_previous: bool = True, opts: pulumi.ResourceOptions) -> None:
         """`then` (script, env): run on the host right after the files are in place (run_script).
         `manifest`: the host's record of the set (file-set.sh MANIFEST): files dropped from the set are
         removed, and deleting this resource removes them all. `reload_units`: restarted (if running)
         whenever a file changed or went. `secrets`: NAME -> value put in place of each ${NAME} on the host
-        (the files shown here keep the placeholders)."""
+        (the files shown here keep the placeholders). `keep_previous`: False keeps no PATH.hakube-prev copy
+        (a file with keys in it: a retired key must not stay behind)."""
+        if secrets and manifest is None:
+            # Its delete lists the files from stdin, which would start with the secret lines.
+            raise ValueError(f"{name}: a file set with secrets needs a manifest")
         entries = [{"path": path, "content": content, "mode": mode} for path, content in sorted(files.items())]
         payload = file_set_stdin([(e["path"], mode, e["content"]) for e in entries])
         super().__init__("FileSet", name, {"host": host.name, "files": entries}, opts)
         env = {name: value for name, value in (("MANIFEST", manifest), ("RELOAD_UNITS", " ".join(reload_units)),
-                                               ("SECRET_NAMES", " ".join(sorted(secrets or {})))) if value}
+                                               ("SECRET_NAMES", " ".join(sorted(secrets or {}))),
+                                               ("KEEP_PREVIOUS", "" if keep_previous else "false")) if value}
         self.command = run_script(
             f"{name}-apply", host, "file-set.sh", env=env, secrets=secrets, payload=payload, then=then,
             # The delete reads the same stdin (the paths to remove) or, with MANIFEST, the set's record.

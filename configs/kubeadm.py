@@ -36,6 +36,7 @@ from typing import Any
 
 import yaml
 
+from configs import apiserver
 from configs.containerd import CRI_SOCKET
 from configs.images import kubeadm_image_fields
 from configs.loadbalancer import backend_drain_s
@@ -279,7 +280,10 @@ def init_config(cluster: Cluster, node: ControlPlaneNode | None = None) -> str:
         },
         "apiServer": {
             "certSANs": cert_sans(cluster),
-            "extraArgs": _args({"shutdown-delay-duration": f"{APISERVER_SHUTDOWN_DELAY_S}s"}),
+            "extraArgs": _args({"shutdown-delay-duration": f"{APISERVER_SHUTDOWN_DELAY_S}s",
+                                **apiserver.extra_args(cluster)}),
+            # Encryption at rest and the audit log (configs/apiserver.py).
+            "extraVolumes": apiserver.extra_volumes(cluster),
         },
         # On VMs this is the mount point of the dedicated etcd disk (configs/vm.py).
         "etcd": {"local": {"dataDir": ETCD_MOUNT}},

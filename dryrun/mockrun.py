@@ -3,6 +3,7 @@ resource it registers: type, name, parent, dependencies, provider and inputs."""
 
 from __future__ import annotations
 
+import base64
 import gc
 import json
 import runpy
@@ -22,6 +23,7 @@ from pulumi.runtime.proto import source_pb2
 from pulumi.runtime.sync_await import _sync_await
 
 from dryrun.paths import REPO
+from topology import TopologyError, encryption, load_cluster
 
 SECRET_MARK = "[secret]"
 STACK_REFERENCE = "pulumi:pulumi:StackReference"
@@ -91,6 +93,9 @@ def fake_stdout(name: str) -> str:
                            "dryRun": "kubeadm certs check-expiration runs on a real cluster only"})
     if name.endswith("-kubeconfig"):
         return "apiVersion: v1\nkind: Config\nclusters: []\n"
+    if name.startswith("encryption-key-"):
+        # A key shaped like encryption-key.sh's (32 bytes, base64), freshly random: a throwaway.
+        return base64.b64encode(pysecrets.token_bytes(32)).decode() + "\n"
     return ""
 
 
@@ -151,9 +156,24 @@ def run_program(cluster: dict[str, Any], stack: str, extra_config: dict[str, str
                                     *passwords],
         sink=sink,
         # `previous`: more of the last deployment's outputs (topology/bootstrap.py's), as read there too.
-        previous_outputs={**(previous or {}), **({"kubernetesVersion": previous_version} if previous_version else {})},
+        previous_outputs=_previous_outputs(cluster, extra_config or {}, previous_version, previous or {}),
         reclaim=reclaim,
     )
+
+
+def _previous_outputs(cluster: dict[str, Any], config: dict[str, str], version: str | None,
+                      previous: dict[str, Any]) -> dict[str, Any]:
+    """The last deployment's outputs: `previous`, its `version`, and, unless `previous` names them, the
+    encryption keys of `cluster` itself (the stand-in deployment had this file's keys, as the committed
+    file's version stands for the deployed one)."""
+    outputs = {**previous, **({"kubernetesVersion": version} if version else {})}
+    if outputs and encryption.OUTPUT not in outputs:
+        try:
+            given = json.loads(config.get(f"hakube:{encryption.KEYS_CONFIG}", "{}"))
+            outputs[encryption.OUTPUT] = encryption.deployed_keys(load_cluster(cluster), given)
+        except (TopologyError, ValueError, TypeError, KeyError):
+            pass  # a stack file the program refuses anyway
+    return outputs
 
 
 def password_keys(cluster: dict[str, Any]) -> list[str]:

@@ -15,6 +15,12 @@ What is rewritten, and nothing else (every flag stays as kubeadm wrote it):
 - etcd's --initial-cluster names every member started together and --initial-cluster-state=new:
   kubeadm gives a joiner only itself, and the real join adds the member first (lab/controlplane.py).
 
+The apiserver's own files (encryption configuration, audit policy: configs/apiserver.py) are placed
+by the real file-set.sh, as `<cp>-apiserver-files-apply` does on a node, which puts the keys (fresh
+random ones unless given) in place of the plan's placeholders; `place_apiserver_files` places a
+re-rendered set again (a rotation step), and `restart_apiserver` stands in for apiserver-restart.sh's
+kubelet restart.
+
 What the lab stands in for, there being no kubelet and no container runtime: static pods run as
 plain processes in a network namespace (the node's hostNetwork), sharing the machine's PID, mount
 and cgroup namespaces; the manifests' resources (Guaranteed QoS, cpu/memory cgroups), probes,
@@ -25,6 +31,9 @@ nothing reconciles (no default ServiceAccounts, no scheduling: a pod stays Pendi
 
 from __future__ import annotations
 
+import base64
+import os
+import re
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
@@ -34,6 +43,9 @@ from typing import Any, Protocol
 
 import yaml
 
+from configs import apiserver
+from configs.remote import file_set_stdin
+from configs.scripts import SCRIPT_DIR
 from lab import controlplane
 
 ETCD, APISERVER = "etcd", "kube-apiserver"
@@ -41,6 +53,8 @@ ROLES = {ETCD: "etcd", APISERVER: "apiserver"}  # lab role names (tests/netlab.p
 ETCD_DATA_MODE = 0o700  # etcd refuses looser permissions on its data directory
 READY_TIMEOUT_S = 90.0  # a cold apiserver on 2 busy cores: a few seconds to ~30 s
 READY_STEP_S = 0.25
+STOP_TIMEOUT_S = 30.0  # the apiserver's shutdown delay (5 s) plus its drain
+_KEY_VARIABLE = re.compile(r"\$\{(HAKUBE_ENCRYPTION_KEY_[A-Z0-9_]+)\}")
 # kubeadm init's binding for admin.conf's group (cmd/kubeadm/app/phases/kubeconfig: EnsureAdminClusterRoleBinding).
 CLUSTER_ADMINS_BINDING = CLUSTER_ADMINS_GROUP = "kubeadm:cluster-admins"
 
@@ -54,6 +68,8 @@ class Namespaces(Protocol):
             stdin: str | None = ...) -> subprocess.CompletedProcess[str]: ...
 
     def running(self, host: str, role: str) -> bool: ...
+
+    def stop(self, host: str, role: str, timeout: float = ...) -> None: ...
 
 
 def flags(command: Sequence[str]) -> dict[str, str]:
@@ -128,6 +144,7 @@ class RealControlPlane:
         self.out = out
         self.tools = tools
         self.start_seconds: float | None = None
+        self.keys: dict[str, str] = {}  # key variable -> value the apiserver files were placed with
 
     # -- processes
     def start_etcd(self, ns: Namespaces, node: str) -> None:
@@ -141,6 +158,14 @@ class RealControlPlane:
         ns.spawn(node, ROLES[APISERVER], self.members[node].apiserver)
         if wait:
             self.wait_ready(ns, node, timeout)
+
+    def restart_apiserver(self, ns: Namespaces, node: str, timeout: float = READY_TIMEOUT_S) -> float:
+        """SIGTERM the node's apiserver, wait until it exited, start it again and wait until ready (what
+        kubelet does for apiserver-restart.sh); returns seconds from the signal to ready again."""
+        started = time.monotonic()
+        ns.stop(node, ROLES[APISERVER], STOP_TIMEOUT_S)
+        self.start_apiserver(ns, node, timeout=timeout)
+        return round(time.monotonic() - started, 2)
 
     def start(self, ns: Namespaces, timeout: float = READY_TIMEOUT_S) -> float:
         """Every etcd member at once (a new cluster), every apiserver, then each /readyz; returns seconds."""
@@ -205,8 +230,45 @@ class RealControlPlane:
         return str(config["clusters"][0]["cluster"]["server"])
 
 
-def prepare(tree: Mapping[str, str], nodes: Sequence[str], out: Path, tools: Path) -> RealControlPlane:
-    """kubeadm builds every node of `nodes` (the init node among them) under `out`/<node>."""
+def apiserver_files(tree: Mapping[str, str], node: str) -> dict[str, str]:
+    """The node's apiserver files in the rendered tree (placeholders for the keys)."""
+    return {path: text for path, text in controlplane.node_files(tree, node).items()
+            if path.startswith(apiserver.CONFIG_DIR + "/")}
+
+
+def key_variables(files: Mapping[str, str]) -> list[str]:
+    return sorted({match for text in files.values() for match in _KEY_VARIABLE.findall(text)})
+
+
+def new_key() -> str:
+    return base64.b64encode(os.urandom(32)).decode()
+
+
+def place_apiserver_files(root: Path, files: Mapping[str, str], keys: Mapping[str, str]) -> None:
+    """file-set.sh on a node's scratch root: the files, each ${HAKUBE_ENCRYPTION_KEY_<NAME>} replaced
+    by keys[<variable>], as components/apiserver.py places them (the values in the environment here,
+    where a node's step exports them from its secret stdin)."""
+    names = key_variables(files)
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HAKUBE_ROOT": str(root), "LC_ALL": "C",
+           "SECRET_NAMES": " ".join(names), "KEEP_PREVIOUS": "false", "MANIFEST": apiserver.MANIFEST,
+           **{name: keys[name] for name in names}}
+    stdin = file_set_stdin([(path, "0600", text) for path, text in sorted(files.items())])
+    result = subprocess.run(["bash", str(SCRIPT_DIR / "file-set.sh")], input=stdin, env=env, text=True,
+                            capture_output=True, timeout=30, check=False)
+    if result.returncode != 0:
+        raise RuntimeError(f"file-set.sh under {root}: {result.stderr.strip()}")
+
+
+def prepare(tree: Mapping[str, str], nodes: Sequence[str], out: Path, tools: Path,
+            keys: Mapping[str, str] | None = None) -> RealControlPlane:
+    """kubeadm builds every node of `nodes` (the init node among them) under `out`/<node>, and each gets
+    its apiserver files; `keys`: key variable -> value (default: fresh random keys, the same on every node)."""
     out.mkdir(parents=True, exist_ok=True)
     built = controlplane.build_all(tree, list(nodes), out, tools / "kubeadm")
-    return RealControlPlane(_members(built, tools), out, tools)
+    wanted = {name for node in nodes for name in key_variables(apiserver_files(tree, node))}
+    chosen = {name: (keys or {}).get(name) or new_key() for name in sorted(wanted)}
+    for node, scratch in built.items():
+        place_apiserver_files(scratch.root, apiserver_files(tree, node), chosen)
+    cp = RealControlPlane(_members(built, tools), out, tools)
+    cp.keys = chosen
+    return cp

@@ -254,6 +254,9 @@ POLICIES: list[Policy] = [
     stack_policy("etcd-offsite-snapshots", "Every control-plane node takes scheduled etcd snapshots and copies them "
                  "to a backup target off the node (etcd.snapshots.target); advisory on edge.",
                  rules.offsite_snapshots, MANDATORY, Scope((rules.ETCD_SNAPSHOTS, rules.NODE))),
+    stack_policy("encryption-at-rest", "Every control-plane node's kube-apiserver encrypts Secrets in etcd (an "
+                 "EncryptionConfiguration whose write provider is not identity); advisory on edge.",
+                 rules.encryption_at_rest, MANDATORY, Scope((rules.APISERVER_FILES, rules.NODE))),
     resource_policy("workload-isolation", "No workload outside the system namespaces tolerates the control-plane "
                     "taint or selects control-plane nodes.", _workloads, MANDATORY,
                     Scope(tuple(rules.WORKLOADS)),

@@ -1016,13 +1016,16 @@ def has_bootstrap_token(text: str) -> bool:
 
 
 # Commands whose stdout carries a credential (the join token and keys, the admin kubeconfig).
-_SECRET_STDOUT = re.compile(r".*-credentials|kubeconfig|.*-kubeconfig")
-# The join credentials; the key that copies etcd snapshots off the nodes (components/etcd.py).
-_SECRET_STDIN = re.compile(r".*-join|.*-etcd-backup-key")
+_SECRET_STDOUT = re.compile(r".*-credentials|kubeconfig|.*-kubeconfig|encryption-key-.*")
+# The join credentials; the key that copies etcd snapshots off the nodes (components/etcd.py); the
+# encryption keys placed in the apiserver's files (components/apiserver.py).
+_SECRET_STDIN = re.compile(r".*-join|.*-etcd-backup-key|.*-apiserver-files-apply")
 
 
 def _stdin_secret_kind(name: str) -> str:
-    return "the backup SSH key" if name.endswith("-etcd-backup-key") else "token and certificate key"
+    if name.endswith("-etcd-backup-key"):
+        return "the backup SSH key"
+    return "the encryption keys" if name.endswith("-apiserver-files-apply") else "token and certificate key"
 
 
 # Fields of kubeadm configs that carry credentials when they are filled in.
@@ -1144,3 +1147,66 @@ def offsite_snapshots(resources: Sequence[Resource]) -> list[Violation]:
     return out
 
 StackRule = Callable[[Sequence[Resource]], list[Violation]]
+
+
+# Secrets at rest (components/apiserver.py; the paths are configs/apiserver.py's, held equal by tests).
+APISERVER_FILES = "hakube:index:ApiserverFiles"
+ENCRYPTION_CONFIG_PATH = "/etc/kubernetes/hakube/encryption-config.yaml"
+ENCRYPTION_FLAG = "encryption-provider-config"
+
+
+def _first_providers(content: Any) -> list[str]:
+    """The first provider of each resource group of an EncryptionConfiguration ('' where none)."""
+    out = []
+    for doc in load_yaml_docs(content):
+        if doc.get("kind") == "EncryptionConfiguration":
+            for group in doc.get("resources") or []:
+                providers = group.get("providers") or [] if isinstance(group, dict) else []
+                first = providers[0] if providers and isinstance(providers[0], dict) else {}
+                if "secrets" in (group.get("resources") or []):
+                    out.append(next(iter(first), ""))
+    return out
+
+
+def _apiserver_flags(stack: Stack) -> dict[str, str]:
+    """apiServer.extraArgs of the ClusterConfiguration kubeadm init reads (name -> value)."""
+    for drop in kubeadm_drops(stack):
+        for doc in load_yaml_docs(drop.props.get("content")):
+            if doc.get("kind") == "ClusterConfiguration":
+                args = (doc.get("apiServer") or {}).get("extraArgs") or []
+                return {str(a.get("name")): str(a.get("value")) for a in args if isinstance(a, dict)}
+    return {}
+
+
+def encryption_at_rest(resources: Sequence[Resource]) -> list[Violation]:
+    """Secrets are encrypted in etcd: kube-apiserver reads an EncryptionConfiguration whose write
+    provider for secrets is not `identity` (plain text), on every control-plane node."""
+    stack = Stack(resources)
+    nodes = sorted(_control_plane_nodes(stack), key=lambda n: n.name)
+    if not nodes:
+        return []
+    declared = stack.of_type(APISERVER_FILES)
+    cluster = stack.cluster()
+    if not declared:
+        where = cluster.urn if cluster is not None else ""
+        return [Violation(where, "no encryption at rest is declared (encryption): Secrets are stored in plain text")]
+    component = declared[0]
+    encryption = component.props.get("encryption") or {}
+    if encryption.get("enabled") is False:
+        return [Violation(component.urn, f"{component.name}: encryption.enabled is false: Secrets are stored in etcd"
+                                         " in plain text")]
+    out = []
+    if _apiserver_flags(stack).get(ENCRYPTION_FLAG) != ENCRYPTION_CONFIG_PATH:
+        out.append(Violation(component.urn, f"{component.name}: kube-apiserver is not started with"
+                                            f" --{ENCRYPTION_FLAG}={ENCRYPTION_CONFIG_PATH}"))
+    for node in nodes:
+        files = [d for d in stack.of_type(FILE_DROP) if d.props.get("path") == ENCRYPTION_CONFIG_PATH
+                 and _same_node(stack, d, node)]
+        firsts = [first for d in files for first in _first_providers(reveal(d.props.get("content")))]
+        if not firsts:
+            out.append(Violation(node.urn, f"{node.name}: no EncryptionConfiguration for secrets"
+                                           f" ({ENCRYPTION_CONFIG_PATH})"))
+        elif any(first in ("", "identity") for first in firsts):
+            out.append(Violation(node.urn, f"{node.name}: secrets are written with the identity provider (plain"
+                                           f" text) in {ENCRYPTION_CONFIG_PATH}"))
+    return out

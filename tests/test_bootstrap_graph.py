@@ -64,7 +64,9 @@ def test_init_waits_for_every_prerequisite_the_lb_and_its_files(stack: str) -> N
                  and row["name"].endswith("-apply") and row["name"] not in lb_files
                  and row["name"] != f"{first}-etcd-snapshot-apply"}
     assert len(lb_files) == 2 * len(names(stack)["lb"])
-    assert own_files == {f"{first}-kubeadm-init-config-apply", f"{first}-kubeadm-files-apply"}
+    # The apiserver's encryption configuration and audit policy are in place before it first starts.
+    assert own_files == {f"{first}-kubeadm-init-config-apply", f"{first}-kubeadm-files-apply",
+                         f"{first}-apiserver-files-apply"}
     assert prereqs | lb_files | own_files <= waits["kubeadm-init"]
     assert stack_graph(stack).by_name["kubeadm-init"]["parent"] == first
 

@@ -143,6 +143,7 @@ LEVELS = {
     "lb-stacked-ports": "mandatory", "cp-taint": "mandatory", "cp-static-pod-qos": "mandatory",
     "cp-cpu-manager": "advisory", "workload-isolation": "mandatory", "secrets": "mandatory",
     "etcd-offsite-snapshots": "mandatory",
+    "encryption-at-rest": "mandatory",
 }
 
 
@@ -153,11 +154,11 @@ def test_pack_names_every_rule_with_its_documented_level() -> None:
         assert f"| `{name}` | {level} |" in readme, f"README's policy table lacks {name}"
 
 
-def test_edge_config_lowers_quorum_workload_isolation_and_offsite_snapshots_only() -> None:
+def test_edge_config_lowers_quorum_workload_isolation_offsite_snapshots_and_encryption_only() -> None:
     edge = pack.stack_config("edge")
     lowered = {p.name for p in pack.POLICIES
                if pack.enforcement_level(p, edge) != pack.enforcement_level(p, pack.stack_config("dev"))}
-    assert lowered == {"quorum", "workload-isolation", "etcd-offsite-snapshots"}
+    assert lowered == {"quorum", "workload-isolation", "etcd-offsite-snapshots", "encryption-at-rest"}
     assert all(pack.enforcement_level(POLICY[n], edge) == EnforcementLevel.ADVISORY for n in lowered)
     assert pack.enforcement_level(POLICY["quorum"], {"all": "disabled"}) == EnforcementLevel.DISABLED
     assert pack.enforcement_level(POLICY["quorum"], {"all": "advisory", "quorum": "mandatory"}) == pack.MANDATORY

@@ -18,6 +18,7 @@ import pytest
 from dryrun.mockrun import REPO
 from tests.mockgraph import Graph, cluster_copy, graph, stack_graph
 from tests.sites import site_cluster
+from topology.model import Encryption
 
 DOC = REPO / "docs" / "RESOURCES.md"
 STACKS = ("dev", "edge", "prod")
@@ -67,6 +68,7 @@ def placeholders(cluster: dict[str, Any]) -> dict[str, list[str]]:
         "cluster.name": [cluster["name"]], "hv": [h["name"] for h in hypervisors],
         "pool": sorted({p["name"] for h in hypervisors for p in h["pools"]}),
         "node": cps + workers, "cp": cps, "lb": lbs, "host": lbs, "namespace": [r"[a-z0-9]([a-z0-9-]*[a-z0-9])?"],
+        "key": list(cluster.get("encryption", {}).get("keys", Encryption().keys)),
     }
 
 

@@ -693,6 +693,59 @@ class Etcd(Strict):
                                      " off-node copies (restore: ./scripts/restore-etcd).")
 
 
+# --- secrets at rest and the audit log (configs/apiserver.py renders both) ---
+# The provider name that stores data in plain text: kube-apiserver's `identity`. Listed first, it is
+# the write provider (encryption being turned off); it is always readable as the last provider.
+IDENTITY = "identity"
+MAX_ENCRYPTION_KEYS = 4
+
+
+def _key_names(value: list[str]) -> list[str]:
+    if len(set(value)) != len(value):
+        raise ValueError("names a key twice; each name is one key (its value is never reused)")
+    if value[1:].count(IDENTITY):
+        raise ValueError(f"'{IDENTITY}' may only come first (it is always readable as the last provider)")
+    return value
+
+
+class Encryption(Strict):
+    enabled: StrictBool = Field(True, description="Secrets encrypted at rest in etcd (kube-apiserver's"
+                                " EncryptionConfiguration, provider secretbox) on every control-plane node."
+                                " Default true.")
+    keys: Annotated[list[DnsLabel], Field(min_length=1, max_length=MAX_ENCRYPTION_KEYS),
+                    AfterValidator(_key_names)] = Field(
+        default_factory=lambda: ["key1"], description="Key names, the write key first; the others stay readable."
+        " Each value is hakube:encryptionKeys.<name> (a Pulumi secret, base64 of 32 bytes) or, when that is"
+        f" unset, generated once on the first control-plane node. '{IDENTITY}' first writes plain text. A"
+        " rotation is three `pulumi up`s: add the new key last, move it first (every Secret is rewritten),"
+        " drop the old one. Default [key1].",
+    )
+
+
+# Audit log files: kube-apiserver's own rotation (--audit-log-maxsize/-maxbackup/-maxage).
+_LOG_PATH = re.compile(r"/var/log/[A-Za-z0-9._/-]+\.log")
+
+
+def _log_path(value: str) -> str:
+    if not _LOG_PATH.fullmatch(value) or ".." in value.split("/"):
+        raise ValueError(f"{value!r} is not a .log file under /var/log/ (letters, digits, '.', '_', '-', '/')")
+    return value
+
+
+class Audit(Strict):
+    enabled: StrictBool = Field(True, description="kube-apiserver's audit log on every control-plane node:"
+                                " Metadata for every request except health and discovery endpoints (none);"
+                                " never a request or response body. Default true.")
+    path: Annotated[StrictStr, AfterValidator(_log_path)] = Field(
+        "/var/log/kubernetes/audit/audit.log", description="Audit log file on each control-plane node (under"
+        " /var/log/). Default /var/log/kubernetes/audit/audit.log.",
+    )
+    max_size_mb: StrictInt = Field(100, ge=1, le=10000, description="Size (MB) at which the log is rotated."
+                                   " Default 100.")
+    max_backups: StrictInt = Field(10, ge=1, le=1000, description="Rotated files kept. Default 10.")
+    max_age_days: StrictInt = Field(30, ge=1, le=3650, description="Days a rotated file is kept. Default 30.")
+
+
 class Cluster(Strict):
     name: DnsLabel = Field(description="Cluster name (a DNS label).")
     profile: Literal["standard", "edge"] = Field(
@@ -720,6 +773,9 @@ class Cluster(Strict):
         default_factory=Certificates, description="Control-plane certificate checks and renewal."
     )
     etcd: Etcd = Field(default_factory=Etcd, description="etcd data safety: snapshots, off-node copies.")
+    encryption: Encryption = Field(default_factory=Encryption, description="Secrets encrypted at rest, and key"
+                                   " rotation.")
+    audit: Audit = Field(default_factory=Audit, description="kube-apiserver's audit log.")
     registries: Registries = Field(default_factory=Registries, description="Registry mirrors for containerd.")
     images: Images = Field(default_factory=Images, description="Where the cluster's images come from.")
     proxy: Proxy = Field(default_factory=Proxy, description="An HTTP proxy for containerd, the kubelet and apt.")

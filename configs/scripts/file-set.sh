@@ -18,6 +18,7 @@
 #   SECRET_NAMES  optional names of variables (exported from the secret lines on stdin, configs/remote.py)
 #                 whose values replace each ${NAME} in the files; a value must be base64 or a token
 #                 ([A-Za-z0-9+/=._-]), so it cannot break the file it goes into, and is never printed
+#   KEEP_PREVIOUS false: no PATH.hakube-prev is kept (a set holding keys: a retired key must not linger)
 #   RELOAD_UNITS  optional systemd units to try-restart (only those running) once a file changed or went;
 #                 after a systemctl daemon-reload when a unit drop-in (under /etc/systemd/) changed
 #   HAKUBE_ROOT   prefix for every path (tests point it at a scratch root)
@@ -145,7 +146,9 @@ done
 systemd=false
 for i in "${!destinations[@]}"; do
   dest="${destinations[$i]}"
-  if [[ -f "$dest" ]]; then
+  if [[ "${KEEP_PREVIOUS:-true}" != true ]]; then
+    rm -f "$dest.hakube-prev"
+  elif [[ -f "$dest" ]]; then
     cp -p "$dest" "$dest.hakube-prev"
   fi
   mv -f "${changed[$i]}" "$dest"
