@@ -163,7 +163,10 @@ class FileSet(Component):
             raise ValueError(f"{name}: a file set with secrets needs a manifest")
         entries = [{"path": path, "content": content, "mode": mode} for path, content in sorted(files.items())]
         payload = file_set_stdin([(e["path"], mode, e["content"]) for e in entries])
-        super().__init__("FileSet", name, {"host": host.name, "files": entries}, opts)
+        props: dict[str, object] = {"host": host.name, "files": entries}
+        if secrets:
+            props["secretNames"] = sorted(secrets)  # the placeholders the dry run shows as [secret]
+        super().__init__("FileSet", name, props, opts)
         env = {name: value for name, value in (("MANIFEST", manifest), ("RELOAD_UNITS", " ".join(reload_units)),
                                                ("SECRET_NAMES", " ".join(sorted(secrets or {}))),
                                                ("KEEP_PREVIOUS", "" if keep_previous else "false")) if value}

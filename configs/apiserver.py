@@ -23,8 +23,7 @@ from __future__ import annotations
 import posixpath
 from typing import Any
 
-import yaml
-
+from configs.yamltext import Quoted, dump
 from topology.encryption import providers
 from topology.model import IDENTITY, Cluster
 
@@ -57,7 +56,8 @@ def key_variable(name: str) -> str:
 
 def encryption_config(cluster: Cluster) -> dict[str, Any]:
     order = providers(cluster)
-    keys = [{"name": name, "secret": f"${{{key_variable(name)}}}"} for name in order if name != IDENTITY]
+    # Quoted: the value file-set.sh puts in stays a string whatever its characters.
+    keys = [{"name": name, "secret": Quoted(f"${{{key_variable(name)}}}")} for name in order if name != IDENTITY]
     secretbox = [{ENCRYPTION_PROVIDER: {"keys": keys}}] if keys else []
     identity = [{"identity": {}}]
     chain = identity + secretbox if order[0] == IDENTITY else secretbox + identity
@@ -84,13 +84,9 @@ def audit_policy(cluster: Cluster) -> dict[str, Any]:
     }
 
 
-def _dump(doc: dict[str, Any]) -> str:
-    return yaml.safe_dump(doc, sort_keys=False, default_flow_style=False)
-
-
 def node_files(cluster: Cluster) -> dict[str, str]:
     """What every control-plane node gets in CONFIG_DIR (keys as placeholders)."""
-    return {ENCRYPTION_CONFIG_PATH: _dump(encryption_config(cluster)), AUDIT_POLICY_PATH: _dump(audit_policy(cluster))}
+    return {ENCRYPTION_CONFIG_PATH: dump(encryption_config(cluster)), AUDIT_POLICY_PATH: dump(audit_policy(cluster))}
 
 
 def extra_args(cluster: Cluster) -> dict[str, str]:
@@ -119,8 +115,10 @@ def extra_volumes(cluster: Cluster) -> list[dict[str, Any]]:
 
 def restart_env(cluster: Cluster) -> dict[str, str]:
     """apiserver-restart.sh's environment."""
+    flags = {name: extra_args(cluster)[name] for name in ("encryption-provider-config", "audit-policy-file")}
     return {"CONFIG_FILES": " ".join(sorted(node_files(cluster))), "STARTED_WITH": STARTED_WITH_PATH,
-            "APISERVER_PORT": str(cluster.apiserver_port)}
+            "APISERVER_PORT": str(cluster.apiserver_port),
+            "REQUIRED_FLAGS": " ".join(f"{name}={value}" for name, value in flags.items())}
 
 
 def rewrite_env(cluster: Cluster) -> dict[str, str]:

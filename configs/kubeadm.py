@@ -34,13 +34,12 @@ import math
 import re
 from typing import Any
 
-import yaml
-
 from configs import apiserver
 from configs.containerd import CRI_SOCKET
 from configs.images import kubeadm_image_fields
 from configs.loadbalancer import backend_drain_s
 from configs.vm import ETCD_MOUNT
+from configs.yamltext import Quoted, dump
 from topology.model import Cluster, ControlPlaneNode, Worker
 from topology.sizing import NODE_HEADROOM, STATIC_POD_SIZES, Size, static_pod_budget
 from topology.sizing import node_capacity as node_capacity
@@ -102,23 +101,6 @@ KUBELET_PATCH_NAME = "kubeletconfiguration+merge.yaml"
 # too small for them, so every stack file that loads renders.
 
 
-class _Quoted(str):
-    """A string always written double-quoted (placeholders, cpusets such as "0" that look like numbers)."""
-
-
-class _Dumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):  # type: ignore[misc]  # libyaml: ~3x faster
-    pass
-
-
-_Dumper.add_representer(
-    _Quoted, lambda dumper, value: dumper.represent_scalar("tag:yaml.org,2002:str", str(value), style='"')
-)
-
-
-def _dump(*docs: dict[str, Any]) -> str:
-    return yaml.dump_all(docs, Dumper=_Dumper, sort_keys=False, default_flow_style=False)
-
-
 def _args(args: dict[str, str]) -> list[dict[str, str]]:
     """Extra arguments as v1beta4 has them: a list of {name, value}."""
     return [{"name": name, "value": value} for name, value in args.items()]
@@ -172,7 +154,7 @@ def cluster_dns(cluster: Cluster) -> str:
 
 
 def _cpu_manager_options() -> dict[str, str]:
-    return {name: _Quoted(value) for name, value in CPU_MANAGER_POLICY_OPTIONS.items()}
+    return {name: Quoted(value) for name, value in CPU_MANAGER_POLICY_OPTIONS.items()}
 
 
 def _kubelet_base(cluster: Cluster, reserved_cpus: str) -> dict[str, Any]:
@@ -187,8 +169,8 @@ def _kubelet_base(cluster: Cluster, reserved_cpus: str) -> dict[str, Any]:
         "cpuManagerPolicy": "static",
         "cpuManagerPolicyOptions": _cpu_manager_options(),
         "cpuManagerReconcilePeriod": "10s",
-        "reservedSystemCPUs": _Quoted(reserved_cpus),
-        "evictionHard": {name: _Quoted(value) for name, value in EVICTION_HARD.items()},
+        "reservedSystemCPUs": Quoted(reserved_cpus),
+        "evictionHard": {name: Quoted(value) for name, value in EVICTION_HARD.items()},
         "staticPodPath": "/etc/kubernetes/manifests",
         "clusterDNS": [cluster_dns(cluster)],
         "clusterDomain": CLUSTER_DOMAIN,
@@ -228,7 +210,7 @@ def _node_kubelet_fields(cluster: Cluster, node: Node) -> dict[str, Any]:
     upgrade` rewrites the kubelet file from the kubelet-config ConfigMap plus the patches, and the
     ConfigMap of a cluster made before them has none: without the patch an upgrade would drop them.
     """
-    fields: dict[str, Any] = {"reservedSystemCPUs": _Quoted(node.reserved_cpus),
+    fields: dict[str, Any] = {"reservedSystemCPUs": Quoted(node.reserved_cpus),
                               "cpuManagerPolicyOptions": _cpu_manager_options()}
     if node.memory_manager == "static":
         reserved = reserved_memory_mib(_kubelet_base(cluster, node.reserved_cpus))
@@ -244,12 +226,12 @@ def kubelet_config(cluster: Cluster, node: Node) -> str:
     kubeadm writes the equivalent to /var/lib/kubelet/config.yaml at init/join (ConfigMap + the
     node's patch), adding what it detects on the host (resolvConf under systemd-resolved).
     """
-    return _dump({**_kubelet_base(cluster, node.reserved_cpus), **_node_kubelet_fields(cluster, node)})
+    return dump({**_kubelet_base(cluster, node.reserved_cpus), **_node_kubelet_fields(cluster, node)})
 
 
 def kubelet_patch(cluster: Cluster, node: Node) -> str:
     """The node's kubeletconfiguration patch (JSON merge): _node_kubelet_fields."""
-    return _dump(_node_kubelet_fields(cluster, node))
+    return dump(_node_kubelet_fields(cluster, node))
 
 
 def init_config(cluster: Cluster, node: ControlPlaneNode | None = None) -> str:
@@ -290,14 +272,14 @@ def init_config(cluster: Cluster, node: ControlPlaneNode | None = None) -> str:
         # images.repository: imageRepository (and CoreDNS's), as the pause image containerd pins.
         **kubeadm_image_fields(cluster),
     }
-    return _dump(init, config, _kubelet_base(cluster, DEFAULT_RESERVED_CPUS))
+    return dump(init, config, _kubelet_base(cluster, DEFAULT_RESERVED_CPUS))
 
 
 def join_config(cluster: Cluster, node: Node, control_plane: bool) -> str:
     """kubeadm join's configuration for `node`, with placeholders where the secrets go."""
     if control_plane and not isinstance(node, ControlPlaneNode):
         raise ValueError(f"{node.name} is a worker; it cannot join as a control-plane node")
-    secret = {name: _Quoted(text) for name, text in JOIN_SECRET_PLACEHOLDERS.items()}
+    secret = {name: Quoted(text) for name, text in JOIN_SECRET_PLACEHOLDERS.items()}
     join: dict[str, Any] = {
         **_head("JoinConfiguration"),
         "discovery": {
@@ -318,7 +300,7 @@ def join_config(cluster: Cluster, node: Node, control_plane: bool) -> str:
             "localAPIEndpoint": _api_endpoint(cluster, node),
             "certificateKey": secret["CERTIFICATE_KEY"],
         }
-    return _dump(join)
+    return dump(join)
 
 
 def upgrade_config(cluster: Cluster, node: Node) -> str:
@@ -336,7 +318,7 @@ def upgrade_config(cluster: Cluster, node: Node) -> str:
                            "patches": patches}
         config["plan"] = {"kubernetesVersion": target}
     config["node"] = {"certificateRenewal": True, "etcdUpgrade": True, "patches": dict(patches)}
-    return _dump(config)
+    return dump(config)
 
 
 def static_pod_sizes(node: ControlPlaneNode) -> tuple[str, dict[str, Size]]:
@@ -355,7 +337,7 @@ def static_pod_sizes(node: ControlPlaneNode) -> tuple[str, dict[str, Size]]:
 
 def _quantity(size: Size) -> dict[str, str]:
     cpu = f"{size.cpu_milli // 1000}" if size.cpu_milli % 1000 == 0 else f"{size.cpu_milli}m"
-    return {"cpu": _Quoted(cpu), "memory": f"{size.memory_mib}Mi"}
+    return {"cpu": Quoted(cpu), "memory": f"{size.memory_mib}Mi"}
 
 
 def static_pod_patches(cluster: Cluster, node: ControlPlaneNode) -> dict[str, str]:
@@ -367,7 +349,7 @@ def static_pod_patches(cluster: Cluster, node: ControlPlaneNode) -> dict[str, st
     for component in STATIC_POD_COMPONENTS:
         resources = _quantity(sizes[component])
         container = {"name": component, "resources": {"requests": resources, "limits": dict(resources)}}
-        patches[f"{component}+strategic.yaml"] = _dump({"spec": {"containers": [container]}})
+        patches[f"{component}+strategic.yaml"] = dump({"spec": {"containers": [container]}})
     return patches
 
 

@@ -7,7 +7,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
 
-from dryrun.mockrun import MockRun, public
+from dryrun.mockrun import SECRET_MARK, MockRun, public
 
 
 class PlanError(RuntimeError):
@@ -158,6 +158,13 @@ _LISTING = ("hakube:index:FileSet", "hakube:index:Node")
 _PLACING = ("hakube:index:FileDrop", *_LISTING)
 
 
+def _hide_secrets(content: str, names: list[str]) -> str:
+    """A placed file as the host holds it, each secret its step puts in place of ${NAME} shown as [secret]."""
+    for name in names:
+        content = content.replace(f"${{{name}}}", SECRET_MARK)
+    return content
+
+
 def files_for_hosts(run: MockRun) -> dict[str, str]:
     """Relative output path -> content for every file a host or VM would receive."""
     files: dict[str, str] = {}
@@ -168,7 +175,8 @@ def files_for_hosts(run: MockRun) -> dict[str, str]:
         if r.type == "hakube:index:FileDrop":
             files[f"hosts/{inputs['host']}/{inputs['path'].lstrip('/')}"] = inputs["content"]
         for placed in inputs.get("files") or [] if r.type in _LISTING else []:
-            files[f"hosts/{inputs['host']}/{placed['path'].lstrip('/')}"] = placed["content"]
+            files[f"hosts/{inputs['host']}/{placed['path'].lstrip('/')}"] = _hide_secrets(
+                placed["content"], inputs.get("secretNames") or [])
         for rel, content in (inputs.get("artifacts") or {}).items():
             files[rel] = content
     return files

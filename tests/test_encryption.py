@@ -264,7 +264,7 @@ def test_no_key_value_reaches_a_plan_file(tmp_path: Path) -> None:
     texts = [p.read_text() for p in tmp_path.rglob("*") if p.is_file()]
     assert texts and not any(KEY1 in t or KEY2 in t for t in texts)
     placed = (tmp_path / "hosts/cp1/etc/kubernetes/hakube/encryption-config.yaml").read_text()
-    assert "${HAKUBE_ENCRYPTION_KEY_KEY2}" in placed
+    assert 'secret: "[secret]"' in placed and "${" not in placed  # as the node holds it, key hidden
     plan = json.loads((tmp_path / "plan.json").read_text())
     assert plan["outputs"]["encryptionKeys"] == [{"name": "key1", "fingerprint": enc.fingerprint(KEY1)},
                                                  {"name": "key2", "fingerprint": enc.fingerprint(KEY2)}]
@@ -336,6 +336,11 @@ def _restart_host(tmp_path: Path) -> tuple[ScratchHost, dict[str, str]]:
     return host, {**apiserver.restart_env(cluster), "POLL_S": "0.05"}
 
 
+def _manifest(env: dict[str, str]) -> str:
+    """A kube-apiserver manifest's command as kubeadm writes it, with hakube's flags."""
+    return "    - kube-apiserver\n" + "".join(f"    - --{flag}\n" for flag in env["REQUIRED_FLAGS"].split())
+
+
 def _livez_calls(host: ScratchHost) -> int:
     return sum(1 for call in host.calls("curl") if call[-1].endswith("/livez"))
 
@@ -348,7 +353,7 @@ def test_apiserver_restart_only_when_its_files_changed(tmp_path: Path) -> None:
     assert first.returncode == 0 and "kubeadm starts it with these files" in first.stderr and record.exists()
     manifest = host.root / "etc/kubernetes/manifests/kube-apiserver.yaml"
     manifest.parent.mkdir(parents=True)
-    manifest.write_text("kind: Pod\n")
+    manifest.write_text(_manifest(env))
     again = host.run("apiserver-restart.sh", env)
     assert again.returncode == 0 and "nothing to restart" in again.stderr and _livez_calls(host) == 0
     # A changed file: the manifest leaves (kubelet stops the pod), comes back once it stopped answering.
@@ -356,7 +361,7 @@ def test_apiserver_restart_only_when_its_files_changed(tmp_path: Path) -> None:
     config.write_text(config.read_text() + "# changed\n")
     restarted = host.run("apiserver-restart.sh", env)
     assert restarted.returncode == 0, restarted.stderr
-    assert "restarted and ready" in restarted.stderr and manifest.read_text() == "kind: Pod\n"
+    assert "restarted and ready" in restarted.stderr and manifest.read_text() == _manifest(env)
     assert _livez_calls(host) >= 1 and host.calls("curl")[-1][-1].endswith("/readyz")
     host.clear_calls()
     assert "nothing to restart" in host.run("apiserver-restart.sh", env).stderr and host.calls("curl") == []
@@ -367,7 +372,7 @@ def test_apiserver_restart_is_bounded_and_puts_a_parked_manifest_back(tmp_path: 
     host.shim("curl", "exit 0")  # an apiserver that never stops
     manifest = host.root / "etc/kubernetes/manifests/kube-apiserver.yaml"
     manifest.parent.mkdir(parents=True)
-    manifest.write_text("kind: Pod\n")
+    manifest.write_text(_manifest(env))
     stuck = host.run("apiserver-restart.sh", {**env, "STOP_TIMEOUT": "1"}, timeout=30)
     assert stuck.returncode == 1 and "timed out after 1s waiting until kubelet stopped kube-apiserver" in stuck.stderr
     assert not manifest.exists()  # parked; no record, so the next run restarts again
@@ -416,3 +421,15 @@ def test_the_key_set_keeps_no_previous_copy_and_never_prints_a_key(tmp_path: Pat
     assert not list(placed.parent.glob("*.hakube-prev"))  # KEY1 is gone from the node
     kept = host.run("file-set.sh", {**env, "KEEP_PREVIOUS": "true", "HAKUBE_ENCRYPTION_KEY_KEY1": KEY1}, stdin)
     assert kept.returncode == 0 and (placed.parent / (placed.name + ".hakube-prev")).exists()  # the default
+
+
+def test_apiserver_restart_refuses_a_manifest_without_hakubes_flags(tmp_path: Path) -> None:
+    host, env = _restart_host(tmp_path)
+    manifest = host.root / "etc/kubernetes/manifests/kube-apiserver.yaml"
+    manifest.parent.mkdir(parents=True)
+    flags = env["REQUIRED_FLAGS"].split()
+    manifest.write_text("    - kube-apiserver\n" + "".join(f"    - --{flag}\n" for flag in flags[1:]))
+    refused = host.run("apiserver-restart.sh", env)
+    assert refused.returncode == 1 and f"lacks --{flags[0]}" in refused.stderr and "kubeadm-config" in refused.stderr
+    assert host.calls("curl") == [] and manifest.exists()  # nothing restarted, nothing recorded
+    assert not (host.root / apiserver.STARTED_WITH_PATH.lstrip("/")).exists()

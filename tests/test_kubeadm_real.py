@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 import yaml
 
-from configs import kubeadm
+from configs import apiserver, kubeadm
 from configs.vm import ETCD_MOUNT
 from dryrun.mockrun import REPO
 from lab import controlplane
@@ -320,6 +320,21 @@ def test_kubeadm_apiserver_binds_its_port_and_advertises_on_the_control_plane_ne
         assert advertised in cluster.network.control_plane_cidr
         annotation = pod["metadata"]["annotations"]["kubeadm.kubernetes.io/kube-apiserver.advertise-address.endpoint"]
         assert annotation == f"{node.control_plane_address}:{SECURE_PORT[stack]}"
+
+
+@pytest.mark.root
+@KUBEADM
+def test_kubeadm_apiserver_reads_hakubes_encryption_and_audit_files(built: tuple[str, dict[str, Any]]) -> None:
+    for cluster, node, made in _nodes(built):
+        pod = made.pod("kube-apiserver")
+        flags = _flags(pod)
+        assert {name: flags.get(name) for name in apiserver.extra_args(cluster)} == apiserver.extra_args(cluster)
+        mounts = {m["mountPath"]: m.get("readOnly", False) for m in pod["spec"]["containers"][0]["volumeMounts"]}
+        assert mounts[apiserver.CONFIG_DIR] is True and mounts["/var/log/kubernetes/audit"] is False, node.name
+        # apiserver-restart.sh's check reads kubeadm's manifest text line by line: one flag a line.
+        text = made.host_path("/etc/kubernetes/manifests/kube-apiserver.yaml").read_text().splitlines()
+        for flag in apiserver.restart_env(cluster)["REQUIRED_FLAGS"].split():
+            assert f"    - --{flag}" in text, (node.name, flag)
 
 
 def _subject_alt_names(cert: Path) -> set[str]:

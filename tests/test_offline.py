@@ -98,11 +98,14 @@ def test_every_hosts_toml_parses_and_never_names_an_upstream_registry_with_skip_
         assert Path(data["ca"]).parent.name == path.parent.name and Path(data["ca"]).name.endswith(".crt")
 
 
-def test_the_login_is_a_placeholder_in_every_plan_file_and_a_secret_on_stdin(tree: Path) -> None:
+def test_the_login_is_hidden_in_every_plan_file_and_a_secret_on_stdin(tree: Path) -> None:
+    # hosts/ shows the file as the node holds it, the login hidden; the step's input keeps the placeholder.
     auth = tomllib.loads((tree / "hosts/w1/etc/containerd/conf.d/hakube-registry-auth.toml").read_text())
     login = auth["plugins"][registries.CRI_IMAGES_PLUGIN]["registry"]["configs"]["registry.site.example:5000"]
-    assert login == {"auth": {"auth": "${REGISTRY_AUTH_1}"}} and auth["version"] == 3
+    assert login == {"auth": {"auth": "[secret]"}} and auth["version"] == 3
     step = site_graph().by_name["w1-registry-auth-apply"]
+    placed = site_graph().by_name["w1-registry-auth"]["inputs"]
+    assert "${REGISTRY_AUTH_1}" in placed["files"][0]["content"] and placed["secretNames"] == ["REGISTRY_AUTH_1"]
     assert step["inputs"]["stdin"] == "[secret]" and "SECRET_NAMES=REGISTRY_AUTH_1" in step["inputs"]["create"]
     plan = (tree / "plan.json").read_text() + (tree / "plan.txt").read_text()
     assert "dry-run throwaway" not in plan  # the password mockrun supplies

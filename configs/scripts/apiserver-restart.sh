@@ -9,7 +9,11 @@
 # STARTED_WITH, so a later run restarts only for a change; a failed restart is retried by the next run.
 #
 # Environment:
+# A manifest whose command lacks a flag of REQUIRED_FLAGS (a cluster kubeadm initialised before hakube
+# set them) fails the step: the files alone would change nothing, and Secrets would stay plain text.
+#
 #   CONFIG_FILES    absolute paths of the files (required)
+#   REQUIRED_FLAGS  name=value flags the apiserver must run with (kubeadm ClusterConfiguration extraArgs)
 #   STARTED_WITH    absolute path of the record (required)
 #   APISERVER_PORT  the local kube-apiserver's port (default 6443)
 #   STOP_TIMEOUT    seconds to wait for kubelet to stop the apiserver (default 90: its file check
@@ -60,6 +64,17 @@ now="$(digest)"
 if [[ -f "$parked/kube-apiserver.yaml" && ! -f "$manifest" ]]; then
   mv -f "$parked/kube-apiserver.yaml" "$manifest"
   log "put back the kube-apiserver manifest an earlier run left parked"
+fi
+missing=()
+if [[ -f "$manifest" ]]; then
+  for flag in ${REQUIRED_FLAGS:-}; do
+    grep -qxF -- "    - --$flag" "$manifest" || missing+=("--$flag")
+  done
+fi
+if ((${#missing[@]} > 0)); then
+  fail "kube-apiserver's manifest lacks ${missing[*]}: this cluster's ClusterConfiguration predates them." \
+    "Add hakube's apiServer.extraArgs and extraVolumes (the dry run's init.yaml) to the kubeadm-config" \
+    "ConfigMap and run 'kubeadm upgrade node' on each control-plane node, one at a time (README)"
 fi
 if [[ -f "$record" && "$(cat "$record")" == "$now" ]]; then
   log "kube-apiserver already runs with these files; nothing to restart"
