@@ -24,7 +24,7 @@ import posixpath
 from typing import Any
 
 from configs.yamltext import Quoted, dump
-from topology.encryption import providers
+from topology.encryption import keys_needed, providers
 from topology.model import IDENTITY, Cluster
 
 CONFIG_DIR = "/etc/kubernetes/hakube"
@@ -115,7 +115,11 @@ def extra_volumes(cluster: Cluster) -> list[dict[str, Any]]:
 
 def restart_env(cluster: Cluster) -> dict[str, str]:
     """apiserver-restart.sh's environment."""
-    flags = {name: extra_args(cluster)[name] for name in ("encryption-provider-config", "audit-policy-file")}
+    # Only the flags whose file does something: an identity-only configuration or a policy that records
+    # nothing changes nothing unread, so a cluster made before the flags may run with both off.
+    needed = [*(["encryption-provider-config"] if keys_needed(cluster) else []),
+              *(["audit-policy-file"] if cluster.audit.enabled else [])]
+    flags = {name: extra_args(cluster)[name] for name in needed}
     return {"CONFIG_FILES": " ".join(sorted(node_files(cluster))), "STARTED_WITH": STARTED_WITH_PATH,
             "APISERVER_PORT": str(cluster.apiserver_port),
             "REQUIRED_FLAGS": " ".join(f"{name}={value}" for name, value in flags.items())}

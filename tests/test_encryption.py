@@ -433,3 +433,14 @@ def test_apiserver_restart_refuses_a_manifest_without_hakubes_flags(tmp_path: Pa
     assert refused.returncode == 1 and f"lacks --{flags[0]}" in refused.stderr and "kubeadm-config" in refused.stderr
     assert host.calls("curl") == [] and manifest.exists()  # nothing restarted, nothing recorded
     assert not (host.root / apiserver.STARTED_WITH_PATH.lstrip("/")).exists()
+
+
+def test_only_the_flags_whose_files_do_something_are_required() -> None:
+    def required(**changes: Any) -> list[str]:
+        cluster = cluster_copy("dev")
+        cluster.update(changes)
+        return [flag.split("=")[0] for flag in apiserver.restart_env(load_cluster(cluster))["REQUIRED_FLAGS"].split()]
+
+    assert required() == ["encryption-provider-config", "audit-policy-file"]
+    assert required(encryption={"keys": ["identity", "key1"]}) == ["encryption-provider-config", "audit-policy-file"]
+    assert required(encryption={"enabled": False}, audit={"enabled": False}) == []
