@@ -16,8 +16,9 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.base import Component
-from components.remote import Host, digest, run_script
+from components.step import Host, Step, digest, run
 from configs import addons as cfg
+from configs.remote import Script
 from topology import Cluster
 
 
@@ -137,26 +138,27 @@ class Addons(Component):
         # pulumi-kubernetes waits for the rollout, before a check, or it would probe what nobody serves yet.
         checked: list[pulumi.Resource] = [deployment, service]
         # Re-check whenever what is checked changes (scaling 1 -> 2 included).
-        trigger = [digest(repr(deployment_manifest), repr(service_manifest))]
+        trigger: tuple[str, ...] = (digest(repr(deployment_manifest), repr(service_manifest)),)
         gateway_check: pulumi.Output[str] | None = None
         if self.gateway is not None:
             route_manifest = cfg.smoke_route()
             checked.append(self._custom("addon-smoke-route", route_manifest, self.gateway, service))
-            trigger = [digest(repr(deployment_manifest), repr(service_manifest), repr(route_manifest))]
+            trigger = (digest(repr(deployment_manifest), repr(service_manifest), repr(route_manifest)),)
             if not cfg.gateway_probed_per_node(self.cluster):
-                gateway_check = run_script(
-                    "addon-gateway-smoke-check", check_host, "smoke-check.sh",
-                    env=cfg.gateway_check_env(self.cluster), triggers=trigger,
-                    opts=pulumi.ResourceOptions(parent=self, depends_on=checked),
+                gateway_check = run(
+                    "addon-gateway-smoke-check", check_host,
+                    Step(Script("smoke-check.sh", cfg.gateway_check_env(self.cluster)), triggers=trigger),
+                    pulumi.ResourceOptions(parent=self, depends_on=checked),
                 ).stdout
         # One check per node, parented to it: adding a node adds its check and changes no other.
         results = []
         for target in targets:
             joined = [target.joined] if target.joined else []
-            check = run_script(
-                f"{target.name}-smoke-check", check_host, "smoke-check.sh",
-                env=cfg.smoke_check_env(self.cluster, [f"{target.name}={target.address}"]), triggers=trigger,
-                opts=pulumi.ResourceOptions(parent=target.parent or self, depends_on=[*checked, *joined]),
+            check = run(
+                f"{target.name}-smoke-check", check_host,
+                Step(Script("smoke-check.sh", cfg.smoke_check_env(self.cluster, [f"{target.name}={target.address}"])),
+                     triggers=trigger),
+                pulumi.ResourceOptions(parent=target.parent or self, depends_on=[*checked, *joined]),
             )
             results.append(check.stdout)
         if gateway_check is not None:

@@ -16,14 +16,16 @@ from collections.abc import Mapping
 import pulumi
 
 from components.base import Component
+from components.files import FileSet
 from components.node import Node
-from components.remote import FileSet, run_script
+from components.step import Step, run
 from configs import apiserver
+from configs.remote import Script
 from topology import Cluster
 from topology.encryption import keys_needed, providers
 
 # A generated key never changes once made: not when the script, the admin node or its address does.
-GENERATED_KEY_KEEPS = ["connection", "create", "triggers", "logging"]
+GENERATED_KEY_KEEPS = ("connection", "create", "triggers", "logging")
 
 
 class ApiserverFiles(Component):
@@ -46,7 +48,7 @@ class ApiserverFiles(Component):
             node = nodes[spec.name]
             step = FileSet(f"{spec.name}-apiserver-files", node.host, apiserver.node_files(cluster),
                            secrets=secrets, keep_previous=False, manifest=apiserver.MANIFEST,
-                           then=("apiserver-restart.sh", apiserver.restart_env(cluster)),
+                           then=Script("apiserver-restart.sh", apiserver.restart_env(cluster)),
                            # One apiserver restarted at a time: each node after the one before it.
                            opts=pulumi.ResourceOptions(parent=node, depends_on=[node.prerequisites, *previous]))
             self.placed[spec.name] = step.command
@@ -55,18 +57,18 @@ class ApiserverFiles(Component):
         self.finish()
 
     def _generated(self, name: str, admin: Node) -> pulumi.Output[str]:
-        step = run_script(
-            f"encryption-key-{name}", admin.host, "encryption-key.sh", secret_stdout=True,
-            ignore_changes=GENERATED_KEY_KEEPS,
+        step = run(
+            f"encryption-key-{name}", admin.host,
+            Step(Script("encryption-key.sh"), secret_stdout=True, ignore_changes=GENERATED_KEY_KEEPS),
             # The cluster's, not the node's: the key outlives the node it was made on.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[admin.prerequisites]),
+            pulumi.ResourceOptions(parent=self, depends_on=[admin.prerequisites]),
         )
         return pulumi.Output.secret(step.stdout).apply(str.strip)
 
     def rewrite_secrets(self, after: pulumi.Resource) -> pulumi.Resource:
         """The step rewriting every Secret with the write key once every apiserver has it first."""
         env = apiserver.rewrite_env(self.cluster)
-        return run_script(
-            "secrets-rewrite", self.admin.host, "secrets-rewrite.sh", env=env, triggers=[env["WRITE_KEY"]],
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[after, *self.placed.values()]),
+        return run(
+            "secrets-rewrite", self.admin.host, Step(Script("secrets-rewrite.sh", env), triggers=(env["WRITE_KEY"],)),
+            pulumi.ResourceOptions(parent=self, depends_on=[after, *self.placed.values()]),
         )

@@ -14,7 +14,7 @@ from components.hypervisor import ControlPlaneVm, HypervisorHost
 from components.kubeadm import KubeadmCluster
 from components.loadbalancer import LoadBalancerPair
 from components.node import Node
-from components.remote import Host, connect
+from components.step import Host, connect
 from components.upgrade import Upgrades
 from topology import Cluster
 from topology.bootstrap import Bootstrap

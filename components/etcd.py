@@ -13,10 +13,12 @@ from collections.abc import Mapping, Sequence
 import pulumi
 
 from components.base import Component
+from components.files import FileSet
 from components.kubeadm import KEEP
 from components.node import Node
-from components.remote import FileSet, run_script
+from components.step import Step, run
 from configs import etcd
+from configs.remote import Script
 from topology import Cluster
 
 
@@ -37,19 +39,19 @@ class EtcdSnapshots(Component):
             node = nodes[spec.name]
             after: list[pulumi.Resource] = [joined[spec.name]]
             if target is not None and backup_key is not None:
-                self.keys[spec.name] = run_script(
-                    f"{spec.name}-etcd-backup-key", node.host, "etcd-backup-key.sh",
-                    env=etcd.backup_key_env(cluster, target),
-                    secrets={"BACKUP_PRIVATE_KEY": backup_key.apply(etcd.key_secret)},
-                    delete_scripts=["etcd-backup-key.sh"], delete_env=etcd.backup_key_env(cluster, target, "remove"),
-                    ignore_changes=KEEP,  # a replacement's delete would remove the key its create placed
+                self.keys[spec.name] = run(
+                    f"{spec.name}-etcd-backup-key", node.host,
+                    Step(Script("etcd-backup-key.sh", etcd.backup_key_env(cluster, target)),
+                         secrets={"BACKUP_PRIVATE_KEY": backup_key.apply(etcd.key_secret)},
+                         delete=(Script("etcd-backup-key.sh", etcd.backup_key_env(cluster, target, "remove")),),
+                         ignore_changes=KEEP),  # a replacement's delete would remove the key its create placed
                     # The public half, to authorize on the target, is what it prints.
-                    opts=pulumi.ResourceOptions(parent=node, depends_on=[node.prerequisites]),
+                    pulumi.ResourceOptions(parent=node, depends_on=[node.prerequisites]),
                 )
                 after.append(self.keys[spec.name])
             # Once the member exists (a timer firing before would only fail) and the copy has its key.
             FileSet(f"{spec.name}-etcd-snapshot", node.host, etcd.node_files(cluster, spec.name), mode="0644",
-                    then=("etcd-snapshot-timer.sh", etcd.timer_env(cluster)),
+                    then=Script("etcd-snapshot-timer.sh", etcd.timer_env(cluster)),
                     opts=pulumi.ResourceOptions(parent=node, depends_on=after))
         admin = cluster.first_control_plane.name
         if self.enabled:
@@ -63,13 +65,12 @@ class EtcdSnapshots(Component):
         first: the snapshot is taken before the drain, the etcd member removal and the reset.
         Its create only checks that the admin node can take snapshots."""
         after = [joined[name], *([self.keys[admin]] if admin in self.keys else [])]
-        run_script(
-            f"{name}-etcd-snapshot-pre-removal", self.nodes[admin].host, etcd.SNAPSHOT_SCRIPT,
-            env={**etcd.snapshot_env(self.cluster, admin, "pre-removal", label=name), "MODE": "check"},
-            delete_scripts=[etcd.SNAPSHOT_SCRIPT],
-            delete_env=etcd.snapshot_env(self.cluster, admin, "pre-removal", label=name),
-            ignore_changes=KEEP,
-            opts=pulumi.ResourceOptions(parent=self.nodes[name], depends_on=after),
+        snapshot = etcd.snapshot_env(self.cluster, admin, "pre-removal", label=name)
+        run(
+            f"{name}-etcd-snapshot-pre-removal", self.nodes[admin].host,
+            Step(Script(etcd.SNAPSHOT_SCRIPT, {**snapshot, "MODE": "check"}),
+                 delete=(Script(etcd.SNAPSHOT_SCRIPT, snapshot),), ignore_changes=KEEP),
+            pulumi.ResourceOptions(parent=self.nodes[name], depends_on=after),
         )
 
     def before_upgrade(self, name: str, after: Sequence[pulumi.Resource],
@@ -79,9 +80,10 @@ class EtcdSnapshots(Component):
         whenever the target version changes, like the upgrade steps."""
         if not self.enabled:
             return []
-        return [run_script(
-            f"{name}-etcd-snapshot-pre-upgrade", self.nodes[name].host, etcd.SNAPSHOT_SCRIPT,
-            env=etcd.snapshot_env(self.cluster, name, "pre-upgrade"), triggers=list(version),
-            opts=pulumi.ResourceOptions(parent=self.nodes[name],
-                                        depends_on=[*after, *([self.keys[name]] if name in self.keys else [])]),
+        return [run(
+            f"{name}-etcd-snapshot-pre-upgrade", self.nodes[name].host,
+            Step(Script(etcd.SNAPSHOT_SCRIPT, etcd.snapshot_env(self.cluster, name, "pre-upgrade")),
+                 triggers=tuple(version)),
+            pulumi.ResourceOptions(parent=self.nodes[name],
+                                   depends_on=[*after, *([self.keys[name]] if name in self.keys else [])]),
         )]

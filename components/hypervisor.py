@@ -13,8 +13,9 @@ import pulumi_libvirt as libvirt
 
 from components.base import Component
 from components.node import Node, apt_proxy
-from components.remote import Host, run_script
+from components.step import Host, Step, run
 from configs import proxy, vm
+from configs.remote import Script
 from topology import Cluster, ControlPlaneNode, Hypervisor
 
 GIB = 1024**3
@@ -45,9 +46,9 @@ class HypervisorHost(Component):
         super().__init__("Hypervisor", hv.name, props, opts)
         self.hv = hv
         apt = apt_proxy(hv.name, cluster, host, pulumi.ResourceOptions(parent=self))
-        self.prepare = run_script(f"{hv.name}-prepare", host, "hypervisor-prepare.sh",
-                                  env=vm.hypervisor_prepare_env(hv, ssh_user=cluster.ssh.user),
-                                  opts=pulumi.ResourceOptions(parent=self, depends_on=apt))
+        prepare = Script("hypervisor-prepare.sh", vm.hypervisor_prepare_env(hv, ssh_user=cluster.ssh.user))
+        self.prepare = run(f"{hv.name}-prepare", host, Step(prepare),
+                           pulumi.ResourceOptions(parent=self, depends_on=apt))
         # The provider connects to libvirtd as soon as it is configured, which the engine does only
         # once its inputs are known: a URI that waits for the prepare step keeps it from dialling a
         # host before hypervisor-prepare.sh has installed libvirt there, and keeps a first preview
@@ -78,11 +79,11 @@ class HypervisorHost(Component):
     def _base_image(self, cluster: Cluster, host: Host) -> pulumi.Resource:
         pool = self.control_plane_pool
         assert pool is not None
-        return run_script(
-            f"{self.hv.name}-base-image", host, "image-fetch.sh",
-            env={**vm.image_fetch_env(cluster, pool), **proxy.command_environment(cluster)},
+        return run(
+            f"{self.hv.name}-base-image", host,
+            Step(Script("image-fetch.sh", {**vm.image_fetch_env(cluster, pool), **proxy.command_environment(cluster)})),
             # The pool must exist in libvirt before a volume can be imported into it.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.pools[pool.name]]),
+            pulumi.ResourceOptions(parent=self, depends_on=[self.pools[pool.name]]),
         )
 
 

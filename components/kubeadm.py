@@ -13,25 +13,21 @@ from collections.abc import Mapping, Sequence
 
 import pulumi
 
+from components.files import FileDrop, FileSet
 from components.node import Node
-from components.remote import FileDrop, FileSet, run_script
+from components.step import Step, run
 from configs import kubeadm
+from configs.remote import ConfigDrop, Script
 from topology import Cluster, ControlPlaneNode, Worker
 from topology.bootstrap import Bootstrap
 
 KubeNode = ControlPlaneNode | Worker
-# hakube's record of the node's kubelet configuration; kubelet-cpu-manager.sh applies its CPU
-# manager fields to the file kubeadm owns (/var/lib/kubelet/config.yaml) once the node has joined.
-KUBELET_RECORD_PATH = "/var/lib/kubelet/hakube-config.yaml"
-# Run in the same step as the files are placed: a later change of the node's reserved CPUs or the
-# cluster's CPU manager policy reaches a running kubelet; before the join, kubeadm writes the file.
-APPLY_KUBELET_RECORD = ("kubelet-cpu-manager.sh", {"KUBELET_RECORD": KUBELET_RECORD_PATH})
 
 
 def place_files(cluster: Cluster, spec: KubeNode, node: Node, *, runs_init: bool) -> list[pulumi.Resource]:
     """The node's kubeadm config, patches and kubelet record; returns what kubeadm must wait for."""
     files = {**kubeadm.node_files(cluster, spec, runs_init),
-             KUBELET_RECORD_PATH: kubeadm.kubelet_config(cluster, spec)}
+             kubeadm.KUBELET_RECORD_PATH: kubeadm.kubelet_config(cluster, spec)}
     # Placed once the host is prepared (directories, kubeadm installed).
     after = pulumi.ResourceOptions(parent=node, depends_on=[node.prerequisites])
     placed: list[pulumi.Resource] = []
@@ -40,16 +36,17 @@ def place_files(cluster: Cluster, spec: KubeNode, node: Node, *, runs_init: bool
         # init.yaml is read by `kubeadm init` only (afterwards the cluster keeps its
         # ClusterConfiguration in the kubeadm-config ConfigMap): it stays as init read it, so adding
         # a control-plane node (certSANs) does not touch the init node.
-        placed.append(FileDrop(f"{spec.name}-kubeadm-init-config", node.host, kubeadm.INIT_CONFIG_PATH,
-                               init_config, mode="0600", write_once=True, opts=after).command)
-    placed.append(FileSet(f"{spec.name}-kubeadm-files", node.host, files, then=APPLY_KUBELET_RECORD,
+        placed.append(FileDrop(f"{spec.name}-kubeadm-init-config", node.host,
+                               ConfigDrop(kubeadm.INIT_CONFIG_PATH, mode="0600"), init_config, write_once=True,
+                               opts=after).command)
+    placed.append(FileSet(f"{spec.name}-kubeadm-files", node.host, files, then=kubeadm.APPLY_KUBELET_RECORD,
                           opts=after).command)
     return placed
 
 
 # Steps whose delete resets or removes a node must never be *replaced* (a replacement runs the
 # old one's delete): a changed script changes `create`, which runs it again as an update instead.
-KEEP = ["triggers"]
+KEEP = ("triggers",)
 
 
 class KubeadmCluster:
@@ -79,11 +76,11 @@ class KubeadmCluster:
         self.init: pulumi.Resource | None = None
         if roles.init_node is not None:
             init_node = nodes[roles.init_node]
-            self.init = run_script(
-                "kubeadm-init", init_node.host, "kubeadm-init.sh",
-                delete_scripts=["node-reset.sh"], ignore_changes=KEEP,
+            self.init = run(
+                "kubeadm-init", init_node.host,
+                Step(Script("kubeadm-init.sh"), delete=(Script("node-reset.sh"),), ignore_changes=KEEP),
                 # The VIP must answer before init: kubeadm waits on controlPlaneEndpoint.
-                opts=pulumi.ResourceOptions(parent=init_node, depends_on=[*files[roles.init_node], *lb_ready]),
+                pulumi.ResourceOptions(parent=init_node, depends_on=[*files[roles.init_node], *lb_ready]),
             )
             joined = self.init
             if roles.init_node != roles.admin_node:
@@ -105,10 +102,10 @@ class KubeadmCluster:
         for spec in cluster.workers:
             self._join(spec, nodes[spec.name], files[spec.name], after=anchor, control_plane=False)
 
-        kubeconfig_cmd = run_script(
-            "admin-kubeconfig", self.first_host, "admin-kubeconfig.sh", secret_stdout=True,
-            opts=pulumi.ResourceOptions(parent=nodes[roles.admin_node],
-                                        depends_on=[self.init or self.joins[roles.admin_node]]),
+        kubeconfig_cmd = run(
+            "admin-kubeconfig", self.first_host, Step(Script("admin-kubeconfig.sh"), secret_stdout=True),
+            pulumi.ResourceOptions(parent=nodes[roles.admin_node],
+                                   depends_on=[self.init or self.joins[roles.admin_node]]),
         )
         self.kubeconfig: pulumi.Output[str] = pulumi.Output.secret(kubeconfig_cmd.stdout)
 
@@ -117,33 +114,33 @@ class KubeadmCluster:
 
     def _membership(self, name: str, node: Node, join: pulumi.Resource, *, control_plane: bool) -> pulumi.Resource:
         """Waits for the node's registration; its delete takes the node out (drain, delete, etcd member)."""
-        removal = ["node-remove.sh", *(["etcd-member-remove.sh"] if control_plane else [])]
-        return run_script(
-            f"{name}-membership", self.first_host, "node-registered.sh",
-            env={"NODE_NAME": name, "MEMBER_NAME": name},
-            delete_scripts=removal, ignore_changes=KEEP,
+        env = kubeadm.membership_env(name)
+        removal = (Script("node-remove.sh", env), *([Script("etcd-member-remove.sh", env)] if control_plane else []))
+        return run(
+            f"{name}-membership", self.first_host,
+            Step(Script("node-registered.sh", env), delete=removal, ignore_changes=KEEP),
             # Depends on the join so that on removal it goes first: drain and delete before reset.
-            opts=pulumi.ResourceOptions(parent=node, depends_on=[join]),
+            pulumi.ResourceOptions(parent=node, depends_on=[join]),
         )
 
     def _join(self, spec: KubeNode, node: Node, files: list[pulumi.Resource], *, after: pulumi.Resource | None,
               control_plane: bool) -> pulumi.Resource:
-        flag = "true" if control_plane else "false"
-        credentials = run_script(
-            f"{spec.name}-credentials", self.first_host, "kubeadm-token.sh",
-            env={"CONTROL_PLANE": flag, "NODE_NAME": spec.name},
-            secret_stdout=True,
+        credentials = run(
+            f"{spec.name}-credentials", self.first_host,
+            Step(Script("kubeadm-token.sh", kubeadm.token_env(spec.name, control_plane)), secret_stdout=True),
             # Made right before this join: tokens live 30 minutes, uploaded certificates two hours.
-            opts=pulumi.ResourceOptions(parent=node, depends_on=[after] if after else []),
+            pulumi.ResourceOptions(parent=node, depends_on=[after] if after else []),
         )
         env = pulumi.Output.secret(credentials.stdout).apply(
             lambda out: kubeadm.join_credentials(out, control_plane))
         names = ["JOIN_TOKEN", "CA_CERT_HASH", *(["CERTIFICATE_KEY"] if control_plane else [])]
-        join = run_script(
-            f"{spec.name}-join", node.host, "kubeadm-join.sh", env={"CONTROL_PLANE": flag},
-            secrets={name: env.apply(lambda values, n=name: values[n]) for name in names},
-            delete_scripts=["node-reset.sh"], ignore_changes=KEEP,
-            opts=pulumi.ResourceOptions(parent=node, depends_on=[credentials, *files]),
+        join_env = kubeadm.join_env(control_plane)
+        join = run(
+            f"{spec.name}-join", node.host,
+            Step(Script("kubeadm-join.sh", join_env),
+                 secrets={name: env.apply(lambda values, n=name: values[n]) for name in names},
+                 delete=(Script("node-reset.sh", join_env),), ignore_changes=KEEP),
+            pulumi.ResourceOptions(parent=node, depends_on=[credentials, *files]),
         )
         membership = self._membership(spec.name, node, join, control_plane=control_plane)
         self.joins[spec.name] = join

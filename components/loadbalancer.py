@@ -7,8 +7,9 @@ from collections.abc import Mapping, Sequence
 import pulumi
 
 from components.base import Component
+from components.files import FileDrop
 from components.node import apt_proxy
-from components.remote import FileDrop, Host, run_script
+from components.step import Host, Step, run
 from configs import loadbalancer as lb
 from topology import Cluster
 
@@ -23,16 +24,15 @@ class LoadBalancerHost(Component):
         # A stacked LB node is a Kubernetes node: its Node places the proxy files.
         external = cluster.load_balancer.placement == "external"
         apt = apt_proxy(peer.name, cluster, host, pulumi.ResourceOptions(parent=self)) if external else []
-        self.prepare = run_script(
-            f"{peer.name}-lb-prepare", host, "lb-prepare.sh", env={"SCRIPT_USER": lb.DEFAULT_SCRIPT_USER},
+        self.prepare = run(
+            f"{peer.name}-lb-prepare", host, Step(lb.prepare_script()),
             # On stacked nodes the node prerequisites own apt first; two apt runs at once would collide.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[*after, *apt]),
+            pulumi.ResourceOptions(parent=self, depends_on=[*after, *apt]),
         )
         contents = {"haproxy": haproxy_cfg, "keepalived": lb.render_keepalived(cluster, peer.name)}
         self.drops = [
             FileDrop(
-                f"{peer.name}-{daemon}", host, lb.CONFIG_PATHS[daemon], contents[daemon],
-                check=lb.CHECKERS[daemon], reload=lb.RELOADERS[daemon], stop=lb.STOPPERS[daemon],
+                f"{peer.name}-{daemon}", host, lb.config_drop(daemon), contents[daemon],
                 # The daemons and their script user come from lb-prepare.sh.
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[self.prepare]),
             )

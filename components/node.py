@@ -8,8 +8,10 @@ from collections.abc import Mapping, Sequence
 import pulumi
 
 from components.base import Component
-from components.remote import FileSet, Host, run_script
+from components.files import FileSet
+from components.step import Host, Step, run
 from configs import containerd, proxy, registries
+from configs.remote import Script
 from topology import Cluster
 
 
@@ -28,19 +30,15 @@ class Node(Component):
         self.host = host
         # In place before the prerequisites: apt there goes through the proxy, and containerd starts with them.
         site = self._site_files(name, cluster, host, after, registry_passwords or {})
-        env = {"KUBERNETES_VERSION": cluster.kubernetes_version}
-        if role == "control-plane":
-            env["ETCD_CLIENT"] = "true"
-        if cluster.packages.kubernetes_apt_source:
-            env["KUBERNETES_APT_SOURCE"] = cluster.packages.kubernetes_apt_source
-        self.prerequisites = run_script(
-            f"{name}-prereqs", host, "node-prereqs.sh", env=env, payload=runtime_config,
+        self.prerequisites = run(
+            f"{name}-prereqs", host,
             # The packages and containerd configuration a node starts with; later version changes are
             # the upgrade steps' job (kubeadm-upgrade.sh installs the containerd configuration of the new
             # version too), which take one node at a time: re-running this everywhere at once would not,
             # and would run the old `create` (old version) against upgraded packages.
-            ignore_changes=["create", "stdin"],
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[*after, *site]),
+            Step(Script("node-prereqs.sh", containerd.prereqs_env(cluster, role)), payload=runtime_config,
+                 ignore_changes=("create", "stdin")),
+            pulumi.ResourceOptions(parent=self, depends_on=[*after, *site]),
         )
         self.finish()
 

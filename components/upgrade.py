@@ -18,8 +18,9 @@ import pulumi
 
 from components.etcd import EtcdSnapshots
 from components.node import Node
-from components.remote import Host, run_script
+from components.step import Host, Step, run
 from configs import containerd, upgrade
+from configs.remote import Script
 from topology import Cluster
 
 
@@ -72,12 +73,12 @@ class Upgrades:
         check_trigger = upgrade.check_period(date.today(), cluster.certificates.renew_before_days)
         after = last_control_plane
         for spec in cluster.control_plane.nodes:
-            step = run_script(
-                f"{spec.name}-certs", nodes[spec.name].host, "certs-check.sh",
-                env=upgrade.certs_env(cluster, spec.name),
-                triggers=[check_trigger, *version],
+            step = run(
+                f"{spec.name}-certs", nodes[spec.name].host,
+                Step(Script("certs-check.sh", upgrade.certs_env(cluster, spec.name)),
+                     triggers=(check_trigger, *version)),
                 # After this node exists and the upgrades are through; one renewal (restart) at a time.
-                opts=pulumi.ResourceOptions(parent=nodes[spec.name], depends_on=[*after, joined[spec.name]]),
+                pulumi.ResourceOptions(parent=nodes[spec.name], depends_on=[*after, joined[spec.name]]),
             )
             self.certificates[spec.name] = step.stdout.apply(_parsed)
             after = [step]
@@ -97,32 +98,34 @@ class Upgrades:
     def _backend(self, name: str, lb: str, host: Host, action: str, after: Sequence[pulumi.Resource],
                  version: list[str]) -> pulumi.Resource:
         suffix = "drain" if action == "disable" else "restore"
-        return run_script(
-            f"{name}-backend-{suffix}-{lb}", host, "haproxy-backend.sh",
-            env=upgrade.backend_env(self.cluster, name, action), triggers=version,
-            opts=pulumi.ResourceOptions(parent=self.nodes[name], depends_on=list(after)),
+        return run(
+            f"{name}-backend-{suffix}-{lb}", host,
+            Step(Script("haproxy-backend.sh", upgrade.backend_env(self.cluster, name, action)),
+                 triggers=tuple(version)),
+            pulumi.ResourceOptions(parent=self.nodes[name], depends_on=list(after)),
         )
 
     def _node_steps(self, name: str, role: str, before: Sequence[pulumi.Resource],
                     version: list[str]) -> pulumi.Resource:
         """drain (first control-plane node) -> upgrade (the node) -> uncordon; returns the uncordon."""
         node = self.nodes[name]
-        drain = run_script(
-            f"{name}-drain", self.admin_host, "node-drain.sh", env=upgrade.drain_env(self.cluster, name, "drain"),
-            triggers=version,
+        drain = run(
+            f"{name}-drain", self.admin_host,
+            Step(Script("node-drain.sh", upgrade.drain_env(self.cluster, name, "drain")), triggers=tuple(version)),
             # Not before the node has joined (nothing to drain) and its predecessor is done.
-            opts=pulumi.ResourceOptions(parent=node, depends_on=[*before, self.joined[name]]),
+            pulumi.ResourceOptions(parent=node, depends_on=[*before, self.joined[name]]),
         )
-        step = run_script(
-            f"{name}-upgrade", node.host, "kubeadm-upgrade.sh", env=upgrade.node_env(self.cluster, name, role),
+        step = run(
+            f"{name}-upgrade", node.host,
             # The new version's containerd configuration (its sandbox image), installed while drained.
-            payload=containerd.containerd_config(self.cluster), triggers=version,
+            Step(Script("kubeadm-upgrade.sh", upgrade.node_env(self.cluster, name, role)),
+                 payload=containerd.containerd_config(self.cluster), triggers=tuple(version)),
             # Pods are evicted before the kubelet restarts under them.
-            opts=pulumi.ResourceOptions(parent=node, depends_on=[drain]),
+            pulumi.ResourceOptions(parent=node, depends_on=[drain]),
         )
         self.versions[name] = step.stdout.apply(_parsed)
-        return run_script(
-            f"{name}-uncordon", self.admin_host, "node-drain.sh",
-            env=upgrade.drain_env(self.cluster, name, "uncordon"), triggers=version,
-            opts=pulumi.ResourceOptions(parent=node, depends_on=[step]),
+        return run(
+            f"{name}-uncordon", self.admin_host,
+            Step(Script("node-drain.sh", upgrade.drain_env(self.cluster, name, "uncordon")), triggers=tuple(version)),
+            pulumi.ResourceOptions(parent=node, depends_on=[step]),
         )

@@ -47,3 +47,13 @@ def config_data(cluster: Cluster) -> dict[str, Any]:
 def containerd_config(cluster: Cluster) -> str:
     """/etc/containerd/config.toml of every node of `cluster`."""
     return dumps(config_data(cluster))
+
+
+def prereqs_env(cluster: Cluster, role: str) -> dict[str, str]:
+    """node-prereqs.sh's environment on a node of `role` (control-plane or worker)."""
+    env = {"KUBERNETES_VERSION": cluster.kubernetes_version}
+    if role == "control-plane":
+        env["ETCD_CLIENT"] = "true"  # etcdctl for the snapshot and membership scripts
+    if cluster.packages.kubernetes_apt_source:
+        env["KUBERNETES_APT_SOURCE"] = cluster.packages.kubernetes_apt_source
+    return env

@@ -38,6 +38,7 @@ from configs import apiserver
 from configs.containerd import CRI_SOCKET
 from configs.images import kubeadm_image_fields
 from configs.loadbalancer import backend_drain_s
+from configs.remote import Script
 from configs.vm import ETCD_MOUNT
 from configs.yamltext import Quoted, dump
 from topology.model import Cluster, ControlPlaneNode, Worker
@@ -58,6 +59,12 @@ PATCHES_DIR = "/etc/kubernetes/patches"
 # (measured in tests/test_failover_real_netns.py). kubeadm sets none; without it one request in ~100 failed.
 APISERVER_SHUTDOWN_DELAY_S = math.ceil(backend_drain_s()) + 1
 ADMIN_KUBECONFIG = "/etc/kubernetes/admin.conf"  # kubeadm's; configs/scripts/lib.sh admin_kubeconfig
+# hakube's record of the node's kubelet configuration; kubelet-cpu-manager.sh applies its CPU
+# manager fields to the file kubeadm owns (/var/lib/kubelet/config.yaml) once the node has joined.
+KUBELET_RECORD_PATH = "/var/lib/kubelet/hakube-config.yaml"
+# Run in the same step as the files are placed: a later change of the node's reserved CPUs or the
+# cluster's CPU manager policy reaches a running kubelet; before the join, kubeadm writes the file.
+APPLY_KUBELET_RECORD = Script("kubelet-cpu-manager.sh", {"KUBELET_RECORD": KUBELET_RECORD_PATH})
 # Written by kubeadm at init/join from the kubelet-config ConfigMap plus the node's patch;
 # configs/scripts/kubelet-cpu-manager.sh keeps its CPU manager fields in line afterwards.
 KUBELET_CONFIG_PATH = "/var/lib/kubelet/config.yaml"
@@ -375,6 +382,25 @@ def node_files(cluster: Cluster, node: Node, runs_init: bool | None = None) -> d
     files[UPGRADE_CONFIG_PATH] = upgrade_config(cluster, node)
     files.update({f"{PATCHES_DIR}/{name}": text for name, text in node_patches(cluster, node).items()})
     return files
+
+
+def _flag(value: bool) -> str:
+    return "true" if value else "false"
+
+
+def token_env(node: str, control_plane: bool) -> dict[str, str]:
+    """kubeadm-token.sh's environment on the admin node: credentials for `node`'s join."""
+    return {"CONTROL_PLANE": _flag(control_plane), "NODE_NAME": node}
+
+
+def join_env(control_plane: bool) -> dict[str, str]:
+    """kubeadm-join.sh's (and its node-reset.sh's) plain environment; the credentials come as secrets."""
+    return {"CONTROL_PLANE": _flag(control_plane)}
+
+
+def membership_env(node: str) -> dict[str, str]:
+    """node-registered.sh's (and the removal scripts') environment on the admin node."""
+    return {"NODE_NAME": node, "MEMBER_NAME": node}
 
 
 def join_credentials(stdout: str, control_plane: bool) -> dict[str, str]:

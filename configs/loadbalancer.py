@@ -28,6 +28,7 @@ from typing import NamedTuple
 
 import jinja2
 
+from configs.remote import ConfigDrop, Script
 from topology.model import Cluster
 
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
@@ -170,9 +171,14 @@ def vrrp_priorities(cluster: Cluster) -> dict[str, int]:
     return {n.name: 254 - rank for rank, n in enumerate(ranked)}
 
 
-def config_drop_env(daemon: str) -> dict[str, str]:
-    """The environment for configs/scripts/config-drop.sh placing `daemon`'s file (content on stdin)."""
-    return {"DEST": CONFIG_PATHS[daemon], "CHECK_CMD": CHECKERS[daemon], "RELOAD_CMD": RELOADERS[daemon]}
+def prepare_script() -> Script:
+    """lb-prepare.sh: the daemons, and the unprivileged user their health-check scripts run as."""
+    return Script("lb-prepare.sh", {"SCRIPT_USER": DEFAULT_SCRIPT_USER})
+
+
+def config_drop(daemon: str) -> ConfigDrop:
+    """How configs/scripts/config-drop.sh places, checks, reloads and removes `daemon`'s file."""
+    return ConfigDrop(CONFIG_PATHS[daemon], check=CHECKERS[daemon], reload=RELOADERS[daemon], stop=STOPPERS[daemon])
 
 
 def monitor_url() -> str:

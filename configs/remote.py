@@ -13,6 +13,7 @@ import base64
 import re
 import shlex
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from functools import cache
 
 from configs.scripts import script
@@ -23,6 +24,36 @@ SECRET_PROLOGUE = (
     "# hakube: export the secret NAME=value lines on stdin (never argv), up to an empty line\n"
     'while IFS= read -r hakube_line && [ -n "$hakube_line" ]; do export "${hakube_line?}"; done\n'
 )
+
+
+@dataclass(frozen=True)
+class Script:
+    """A host script (configs/scripts/<name>) and its plain environment: one part of a step."""
+
+    name: str
+    env: Mapping[str, str] = field(default_factory=dict)
+
+    def command(self, *, reads_secrets: bool = False) -> str:
+        return command_line(self.name, self.env, reads_secrets=reads_secrets)
+
+
+@dataclass(frozen=True)
+class ConfigDrop:
+    """One daemon configuration file config-drop.sh places: checked by `check` before the swap,
+    `reload` after it; on removal `stop` runs first (e.g. `systemctl disable --now haproxy`)."""
+
+    path: str
+    check: str = "true"
+    reload: str = "true"
+    stop: str = "true"
+    mode: str = "0644"
+
+    def apply(self) -> Script:
+        return Script("config-drop.sh", {"DEST": self.path, "CHECK_CMD": self.check, "RELOAD_CMD": self.reload,
+                                         "MODE": self.mode})
+
+    def removal(self) -> Script:
+        return Script("config-drop.sh", {"DEST": self.path, "ACTION": "remove", "STOP_CMD": self.stop})
 
 
 def command_line(script_name: str, env: Mapping[str, str] | None = None, *, reads_secrets: bool = False) -> str:

@@ -13,7 +13,7 @@ import pulumi
 import pytest
 
 from components.addons import Addons, SmokeTarget
-from components.remote import connect
+from components.step import connect
 from configs import addons as cfg
 from dryrun.mockrun import MockRun, Record, is_secret, run_function
 from dryrun.plan import resource_table, waves
@@ -278,7 +278,7 @@ def _steps(r: MockRun) -> dict[str, int]:
 
 
 def _env(command: str) -> dict[str, str]:
-    """The NAME=value words of a run_script command line, before `bash -c`."""
+    """The NAME=value words of a step's command line, before `bash -c`."""
     words = shlex.split(command.split(" bash -c ", 1)[0])
     return dict(word.split("=", 1) for word in words if "=" in word)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from configs.loadbalancer import CHECKERS, config_drop_env, render_haproxy
+from configs.loadbalancer import CHECKERS, config_drop, render_haproxy
 from configs.remote import command_line
 from tests.hostsim import ScratchHost
 from topology import load_stack_file
@@ -147,7 +147,7 @@ def test_drop_as_the_component_runs_it(tmp_path: Path) -> None:
     host.shim("sudo", '[[ "$1" == -n ]] && shift; exec "$@"')
     host.shim("systemctl", "exit 0")
     good = render_haproxy(load_stack_file(REPO / "Pulumi.dev.yaml"))
-    line = command_line("config-drop.sh", {**config_drop_env("haproxy"), "HAKUBE_ROOT": str(host.root)})
+    line = command_line("config-drop.sh", {**config_drop("haproxy").apply().env, "HAKUBE_ROOT": str(host.root)})
     env = {"PATH": f"{host.bin}:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin", "LC_ALL": "C"}
     result = subprocess.run(["bash", "-c", line], input=good, env=env, capture_output=True, text=True, timeout=60,
                             check=False)

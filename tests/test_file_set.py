@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from components.kubeadm import KUBELET_RECORD_PATH
+from configs.kubeadm import KUBELET_RECORD_PATH
 from configs.remote import file_set_stdin
 from tests.hostsim import ScratchHost
 from tests.mockgraph import stack_graph

@@ -383,7 +383,7 @@ KUBELET = {"apiVersion": "kubelet.config.k8s.io/v1beta1", "kind": "KubeletConfig
 
 
 def add_drop(run: MockRun, node: str, suffix: str, path: str, content: str) -> None:
-    """A FileDrop under `node`, shaped like components/remote.FileDrop's inputs."""
+    """A FileDrop under `node`, shaped like components/files.FileDrop's inputs."""
     parent = rec(run, node)
     urn = parent.urn.rsplit("::", 1)[0] + f"$hakube:index:FileDrop::{node}-{suffix}"
     run.records.append(Record(urn=urn, type="hakube:index:FileDrop", name=f"{node}-{suffix}", custom=False,
