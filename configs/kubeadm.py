@@ -57,6 +57,14 @@ PATCHES_DIR = "/etc/kubernetes/patches"
 # serving this long, so HAProxy marks it down before its listener closes: no client request is reset
 # (measured in tests/test_failover_real_netns.py). kubeadm sets none; without it one request in ~100 failed.
 APISERVER_SHUTDOWN_DELAY_S = math.ceil(backend_drain_s()) + 1
+# Then the apiserver closes its watches itself (clients resume them through another apiserver) within
+# this long. kubeadm sets none, and without it an open watch holds the stopping apiserver until its HTTP
+# shutdown times out (--request-timeout, 60 s): past the kubelet's 30 s grace, so the kubelet SIGKILLs
+# it on every upgrade (measured in tests/test_failover_real_netns.py: a watch open, no exit within 40 s).
+# Delay + this stay well inside the kubelet's grace.
+APISERVER_WATCH_TERMINATION_GRACE_S = 10
+# The kubelet's SIGTERM-to-SIGKILL time for a pod that names none (kubeadm's static pods name none).
+KUBELET_DEFAULT_GRACE_S = 30
 ADMIN_KUBECONFIG = "/etc/kubernetes/admin.conf"  # kubeadm's; configs/scripts/lib.sh admin_kubeconfig
 # Written by kubeadm at init/join from the kubelet-config ConfigMap plus the node's patch;
 # configs/scripts/kubelet-cpu-manager.sh keeps its CPU manager fields in line afterwards.
@@ -279,7 +287,8 @@ def init_config(cluster: Cluster, node: ControlPlaneNode | None = None) -> str:
         },
         "apiServer": {
             "certSANs": cert_sans(cluster),
-            "extraArgs": _args({"shutdown-delay-duration": f"{APISERVER_SHUTDOWN_DELAY_S}s"}),
+            "extraArgs": _args({"shutdown-delay-duration": f"{APISERVER_SHUTDOWN_DELAY_S}s",
+                                "shutdown-watch-termination-grace-period": f"{APISERVER_WATCH_TERMINATION_GRACE_S}s"}),
         },
         # On VMs this is the mount point of the dedicated etcd disk (configs/vm.py).
         "etcd": {"local": {"dataDir": ETCD_MOUNT}},

@@ -25,6 +25,7 @@ nothing reconciles (no default ServiceAccounts, no scheduling: a pod stays Pendi
 
 from __future__ import annotations
 
+import base64
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
@@ -197,6 +198,23 @@ class RealControlPlane:
         path.write_text(yaml.safe_dump(config, sort_keys=False))
         path.chmod(0o600)
         return path
+
+    def admin_credentials(self, out: Path) -> tuple[Path, Path, Path]:
+        """admin.conf's CA, client certificate and key as PEM files under `out` (key 0600), for clients that
+        take files (Python's ssl), not a kubeconfig: (ca, cert, key)."""
+        first = next(iter(self.members.values()))
+        config = yaml.safe_load(first.built.kubeconfigs["admin.conf"].read_text())
+        fields = {"ca": config["clusters"][0]["cluster"]["certificate-authority-data"],
+                  "cert": config["users"][0]["user"]["client-certificate-data"],
+                  "key": config["users"][0]["user"]["client-key-data"]}
+        out.mkdir(parents=True, exist_ok=True)
+        paths = []
+        for name, data in fields.items():
+            path = out / f"admin-{name}.pem"
+            path.touch(mode=0o600)
+            path.write_bytes(base64.b64decode(data))
+            paths.append(path)
+        return paths[0], paths[1], paths[2]
 
     def endpoint(self) -> str:
         """The control-plane endpoint admin.conf names (the VIP:port when the stack has one)."""
