@@ -997,7 +997,7 @@ def _measure(lab: LbLab, name: str, fault: Callable[[str, str], None], window: f
         raise RuntimeError(f"{name}: {result['error']}")
     broken = stream_result.get("broken") if stream_result else None
     if watch is not None and watch.causes:
-        broken = "; ".join(watch.causes)
+        broken = f"{len(watch.causes)} watch breaks: " + "; ".join(sorted(set(watch.causes)))
     return Measurement(name, result["requests"], result["failed"], result["longest_gap_ms"], before,
                        _holding(lab), broken, {"failed_at": result["failed_at"]}, watch)
 
