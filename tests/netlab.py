@@ -283,15 +283,15 @@ class _Watch:
             self.seen.append(obj["metadata"]["name"])
             self.names.add(obj["metadata"]["name"])
 
-    def stream(self) -> bool:
-        """One open watch until it breaks (raises or returns False) or has everything (True)."""
+    def stream(self, deadline: float) -> bool:
+        """One open watch until it breaks (raises or returns False), has everything or hits `deadline` (True)."""
         conn, resp = self.open()
         with contextlib.closing(conn):
             while line := resp.readline():
                 self.last_data = time.monotonic()
                 if line.strip():
                     self.event(line)
-                if self.done():
+                if self.done() or self.last_data > deadline:
                     return True
         return False
 
@@ -303,7 +303,7 @@ class _Watch:
     def loop(self, deadline: float) -> None:
         while time.monotonic() < deadline and self.opens < WATCH_MAX_OPENS and not self.done():
             try:
-                if self.stream():
+                if self.stream(deadline):
                     return
                 cause = "closed by the far end"
             except _Gone as err:
@@ -314,7 +314,9 @@ class _Watch:
                 cause = f"{type(err).__name__}: {err}"
             if self.done():  # the idle timeout after the writer's last object is no break
                 return
-            if not self.breaks or "reopened" in self.breaks[-1]:  # failed re-opens belong to the same break
+            # Failed re-opens belong to the same break; failures before the first open are none (the
+            # harness waits for every watch to open before the scenario starts).
+            if self.opened.is_set() and (not self.breaks or "reopened" in self.breaks[-1]):
                 self.breaks.append({"cause": cause, "last_data": self.last_data})
             time.sleep(WATCH_RETRY_S)
 
