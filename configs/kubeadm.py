@@ -58,6 +58,14 @@ PATCHES_DIR = "/etc/kubernetes/patches"
 # serving this long, so HAProxy marks it down before its listener closes: no client request is reset
 # (measured in tests/test_failover_real_netns.py). kubeadm sets none; without it one request in ~100 failed.
 APISERVER_SHUTDOWN_DELAY_S = math.ceil(backend_drain_s()) + 1
+# Then the apiserver closes its watches itself (clients resume them through another apiserver) within
+# this long. kubeadm sets none, and without it an open watch holds the stopping apiserver until its HTTP
+# shutdown times out (--request-timeout, 60 s): past the kubelet's 30 s grace, so the kubelet SIGKILLs
+# it on every upgrade (measured in tests/test_failover_real_netns.py: a watch open, no exit within 40 s).
+# Delay + this stay well inside the kubelet's grace.
+APISERVER_WATCH_TERMINATION_GRACE_S = 10
+# The kubelet's SIGTERM-to-SIGKILL time for a pod that names none (kubeadm's static pods name none).
+KUBELET_DEFAULT_GRACE_S = 30
 ADMIN_KUBECONFIG = "/etc/kubernetes/admin.conf"  # kubeadm's; configs/scripts/lib.sh admin_kubeconfig
 # hakube's record of the node's kubelet configuration; kubelet-cpu-manager.sh applies its CPU
 # manager fields to the file kubeadm owns (/var/lib/kubelet/config.yaml) once the node has joined.
@@ -270,6 +278,7 @@ def init_config(cluster: Cluster, node: ControlPlaneNode | None = None) -> str:
         "apiServer": {
             "certSANs": cert_sans(cluster),
             "extraArgs": _args({"shutdown-delay-duration": f"{APISERVER_SHUTDOWN_DELAY_S}s",
+                                "shutdown-watch-termination-grace-period": f"{APISERVER_WATCH_TERMINATION_GRACE_S}s",
                                 **apiserver.extra_args(cluster)}),
             # Encryption at rest and the audit log (configs/apiserver.py).
             "extraVolumes": apiserver.extra_volumes(cluster),

@@ -1,6 +1,6 @@
 """Real etcd and kube-apiserver processes started from the static-pod manifests kubeadm itself wrote.
 
-`prepare(tree, nodes, out, tools)` builds each control-plane node with lab/controlplane.py (the real
+`prepare(tree, nodes, out, tools, apiserver_files)` builds each control-plane node with lab/controlplane.py (the real
 kubeadm's certs, kubeconfigs and manifests) and turns the etcd and kube-apiserver manifests into
 command lines for this machine; `RealControlPlane.start(namespaces)` runs them, one node per network
 namespace (anything with tests/netlab.py Lab's `spawn`/`run`/`running`), and waits on each
@@ -223,17 +223,28 @@ class RealControlPlane:
         path.chmod(0o600)
         return path
 
+    def admin_credentials(self, out: Path) -> tuple[Path, Path, Path]:
+        """admin.conf's CA, client certificate and key as PEM files under `out` (key 0600), for clients that
+        take files (Python's ssl), not a kubeconfig: (ca, cert, key)."""
+        first = next(iter(self.members.values()))
+        config = yaml.safe_load(first.built.kubeconfigs["admin.conf"].read_text())
+        fields = {"ca": config["clusters"][0]["cluster"]["certificate-authority-data"],
+                  "cert": config["users"][0]["user"]["client-certificate-data"],
+                  "key": config["users"][0]["user"]["client-key-data"]}
+        out.mkdir(parents=True, exist_ok=True)
+        paths = []
+        for name, data in fields.items():
+            path = out / f"admin-{name}.pem"
+            path.touch(mode=0o600)
+            path.write_bytes(base64.b64decode(data))
+            paths.append(path)
+        return paths[0], paths[1], paths[2]
+
     def endpoint(self) -> str:
         """The control-plane endpoint admin.conf names (the VIP:port when the stack has one)."""
         first = next(iter(self.members.values()))
         config = yaml.safe_load(first.built.kubeconfigs["admin.conf"].read_text())
         return str(config["clusters"][0]["cluster"]["server"])
-
-
-def apiserver_files(tree: Mapping[str, str], node: str) -> dict[str, str]:
-    """The node's apiserver files in the rendered tree (placeholders for the keys)."""
-    return {path: text for path, text in controlplane.node_files(tree, node).items()
-            if path.startswith(apiserver.CONFIG_DIR + "/")}
 
 
 def key_variables(files: Mapping[str, str]) -> list[str]:
@@ -260,15 +271,15 @@ def place_apiserver_files(root: Path, files: Mapping[str, str], keys: Mapping[st
 
 
 def prepare(tree: Mapping[str, str], nodes: Sequence[str], out: Path, tools: Path,
-            keys: Mapping[str, str] | None = None) -> RealControlPlane:
+            apiserver_files: Mapping[str, str], keys: Mapping[str, str] | None = None) -> RealControlPlane:
     """kubeadm builds every node of `nodes` (the init node among them) under `out`/<node>, and each gets
-    its apiserver files; `keys`: key variable -> value (default: fresh random keys, the same on every node)."""
+    `apiserver_files` (configs/apiserver.py node_files: the placeholders, where the dry run's tree shows
+    [secret]); `keys`: key variable -> value (default: fresh random keys, the same on every node)."""
     out.mkdir(parents=True, exist_ok=True)
     built = controlplane.build_all(tree, list(nodes), out, tools / "kubeadm")
-    wanted = {name for node in nodes for name in key_variables(apiserver_files(tree, node))}
-    chosen = {name: (keys or {}).get(name) or new_key() for name in sorted(wanted)}
-    for node, scratch in built.items():
-        place_apiserver_files(scratch.root, apiserver_files(tree, node), chosen)
+    chosen = {name: (keys or {}).get(name) or new_key() for name in key_variables(apiserver_files)}
+    for scratch in built.values():
+        place_apiserver_files(scratch.root, apiserver_files, chosen)
     cp = RealControlPlane(_members(built, tools), out, tools)
     cp.keys = chosen
     return cp

@@ -10,15 +10,22 @@ process it started by PID and deletes its namespaces, even when the test failed.
 `LbLab` adds the pair on top (start, fault, restore) and `SCENARIOS`, the failover scenarios that
 tests/test_failover_netns.py asserts on and bench/failover.py tabulates.
 
+Against real apiservers (tests/realcplab.py RealLbLab sets `watch_setup`) every scenario also runs
+`WatchSession`: real ConfigMap watches through the VIP as kubeadm's admin, resumed from their last
+resourceVersion when they break, and a writer creating ConfigMaps; `Measurement.watch` counts the
+reconnects, the longest time without an open watch, and the events missed or delivered twice. The
+fake apiservers cannot watch: there the long-lived connection is a keep-alive /livez stream.
+
 This file is also a small program run inside the namespaces (stdlib only at import time):
-`python netlab.py apiserver|poll|stream ...`. HAKUBE_LAB_KEEP=1 keeps the lab's directory (every
-daemon's config and log) after teardown for a post-mortem.
+`python netlab.py apiserver|poll|stream|watch|write ...`. HAKUBE_LAB_KEEP=1 keeps the lab's directory
+(every daemon's config and log) after teardown for a post-mortem.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import http.client
 import ipaddress
 import itertools
 import json
@@ -33,6 +40,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -153,6 +161,243 @@ def stream_main(host: str, port: int, duration: float, interval: float) -> dict[
                 break
             time.sleep(interval)
     return {"requests": requests, "broken": broken, "broken_at": round(time.monotonic() - start, 3) if broken else None}
+
+
+# A real Kubernetes watch (tests/realcplab.py's lab only: fake apiservers cannot watch). The watcher lists
+# ConfigMaps carrying the run's label for a start resourceVersion, then keeps WATCHES watches open through
+# the VIP and resumes each broken one from the last resourceVersion it saw; the writer creates one
+# labelled ConfigMap every WRITE_INTERVAL_S. Both authenticate with kubeadm's admin client certificate.
+WATCHES = 3  # one per apiserver: HAProxy balances leastconn, so each backend carries one watch
+WATCH_NAMESPACE = "default"  # the apiserver creates it itself (no controller-manager runs in the lab)
+WATCH_LABEL = "hakube.lab/watch-run"
+WRITE_INTERVAL_S = 0.05
+WRITE_TIMEOUT_S = 2.0
+# Silence after which a watch counts as dead. HTTP/1.1 has no ping, and a watch whose TCP path vanished
+# (an LB link down, an apiserver host unplugged: HAProxy keeps such a session open) hears nothing, not a
+# reset. With an event every 50 ms, 1 s of silence means the stream is gone. client-go's equivalent is
+# HTTP/2's read-idle health check (30 s + 15 s ping timeout by default), so its watches notice later.
+WATCH_IDLE_S = 1.0
+WATCH_OPEN_TIMEOUT_S = 1.0  # connect + TLS + response headers; a black-holed SYN counts as a failed open
+WATCH_RETRY_S = 0.1  # between failed opens: the LB, not a backoff, should set the gap
+WATCH_MAX_OPENS = 300  # per watch and run: bounds the retry loop in count (30 s of failed opens)
+WATCH_CATCH_UP_S = 10.0  # after the writer stopped: time for every watch to deliver its last object
+WATCH_MAX_S = 180.0  # a run's hard limit, in case the harness never says stop
+
+
+@dataclass(frozen=True)
+class KubeClient:
+    """Where and as whom: the apiserver address and kubeadm's admin client certificate (CA-verified TLS)."""
+
+    host: str
+    port: int
+    ca: str
+    cert: str
+    key: str
+
+    def context(self) -> ssl.SSLContext:
+        ctx = ssl.create_default_context(cafile=self.ca)  # verifies the serving cert, its IP SANs included
+        ctx.load_cert_chain(self.cert, self.key)
+        return ctx
+
+    def connection(self, ctx: ssl.SSLContext, timeout: float) -> http.client.HTTPSConnection:
+        return http.client.HTTPSConnection(self.host, self.port, context=ctx, timeout=timeout)
+
+
+def _configmaps_path(query: dict[str, str]) -> str:
+    return f"/api/v1/namespaces/{WATCH_NAMESPACE}/configmaps?{urllib.parse.urlencode(query)}"
+
+
+def _list_resource_version(client: KubeClient, ctx: ssl.SSLContext, run: str) -> str:
+    conn = client.connection(ctx, WATCH_OPEN_TIMEOUT_S * 5)
+    try:
+        conn.request("GET", _configmaps_path({"labelSelector": f"{WATCH_LABEL}={run}"}))
+        resp = conn.getresponse()
+        body = resp.read()
+        if resp.status != 200:
+            raise RuntimeError(f"list: HTTP {resp.status} {body[:200]!r}")
+        return str(json.loads(body)["metadata"]["resourceVersion"])
+    finally:
+        conn.close()
+
+
+class _Gone(Exception):
+    """The apiserver no longer has the history from our resourceVersion (410 Gone): events were lost."""
+
+
+@dataclass
+class _Watch:
+    """One watch that resumes from the last resourceVersion it saw."""
+
+    client: KubeClient
+    ctx: ssl.SSLContext
+    run: str
+    rv: str
+    stop: threading.Event
+    target: list[str]  # the writer's last name, set before `stop`
+    seen: list[str] = field(default_factory=list)  # ADDED names, in order
+    names: set[str] = field(default_factory=set)
+    opened: threading.Event = field(default_factory=threading.Event)  # the first open succeeded
+    breaks: list[dict[str, Any]] = field(default_factory=list)  # cause, last data, reopened (monotonic)
+    gone: int = 0
+    opens: int = 0
+    last_data: float = 0.0
+
+    def path(self) -> str:
+        return _configmaps_path({"watch": "1", "resourceVersion": self.rv, "allowWatchBookmarks": "true",
+                                 "labelSelector": f"{WATCH_LABEL}={self.run}"})
+
+    def open(self) -> tuple[http.client.HTTPSConnection, http.client.HTTPResponse]:
+        self.opens += 1
+        conn = self.client.connection(self.ctx, WATCH_OPEN_TIMEOUT_S)
+        try:
+            conn.request("GET", self.path())
+            resp = conn.getresponse()
+            if resp.status == 410:
+                raise _Gone(f"HTTP 410 for resourceVersion {self.rv}")
+            if resp.status != 200:
+                raise http.client.HTTPException(f"HTTP {resp.status}: {resp.read(300)!r}")
+        except BaseException:
+            conn.close()
+            raise
+        if conn.sock is not None:
+            conn.sock.settimeout(WATCH_IDLE_S)
+        if self.breaks and "reopened" not in self.breaks[-1]:
+            self.breaks[-1]["reopened"] = time.monotonic()
+        self.last_data = time.monotonic()
+        self.opened.set()
+        return conn, resp
+
+    def done(self) -> bool:
+        """The harness said stop and this watch has delivered the writer's last object."""
+        return self.stop.is_set() and (not self.target[0] or self.target[0] in self.names)
+
+    def event(self, line: bytes) -> None:
+        event = json.loads(line)
+        obj = event["object"]
+        if event["type"] == "ERROR":
+            if obj.get("code") == 410:
+                raise _Gone(obj.get("message", "410 in the stream"))
+            raise http.client.HTTPException(f"watch error event: {obj.get('message')}")
+        self.rv = obj["metadata"]["resourceVersion"]  # bookmarks carry one too
+        if event["type"] == "ADDED":
+            self.seen.append(obj["metadata"]["name"])
+            self.names.add(obj["metadata"]["name"])
+
+    def stream(self, deadline: float) -> bool:
+        """One open watch until it breaks (raises or returns False), has everything or hits `deadline` (True)."""
+        conn, resp = self.open()
+        with contextlib.closing(conn):
+            while line := resp.readline():
+                self.last_data = time.monotonic()
+                if line.strip():
+                    self.event(line)
+                if self.done() or self.last_data > deadline:
+                    return True
+        return False
+
+    def relist(self) -> None:
+        """After a 410 an informer lists again: its objects arrive as a list, not as watch events."""
+        self.gone += 1
+        self.rv = _list_resource_version(self.client, self.ctx, self.run)
+
+    def loop(self, deadline: float) -> None:
+        while time.monotonic() < deadline and self.opens < WATCH_MAX_OPENS and not self.done():
+            try:
+                if self.stream(deadline):
+                    return
+                cause = "closed by the far end"
+            except _Gone as err:
+                cause = f"gone: {err}"
+                with contextlib.suppress(OSError, ssl.SSLError, http.client.HTTPException, RuntimeError):
+                    self.relist()
+            except (OSError, ssl.SSLError, http.client.HTTPException, ValueError) as err:
+                cause = f"{type(err).__name__}: {err}"
+            if self.done():  # the idle timeout after the writer's last object is no break
+                return
+            # Failed re-opens belong to the same break; failures before the first open are none (the
+            # harness waits for every watch to open before the scenario starts).
+            if self.opened.is_set() and (not self.breaks or "reopened" in self.breaks[-1]):
+                self.breaks.append({"cause": cause, "last_data": self.last_data})
+            time.sleep(WATCH_RETRY_S)
+
+    def report(self, start: float, end: float) -> dict[str, Any]:
+        unwatched = [b.get("reopened", end) - b["last_data"] for b in self.breaks]
+        return {
+            "seen": self.seen,
+            "reconnects": len(self.breaks),
+            "gone": self.gone,
+            "opens": self.opens,
+            "longest_unwatched_ms": round(1000 * max(unwatched, default=0.0), 1),
+            "breaks": [{"cause": b["cause"], "at": round(b["last_data"] - start, 3),
+                        "unwatched_ms": round(1000 * (b.get("reopened", end) - b["last_data"]), 1)}
+                       for b in self.breaks],
+        }
+
+
+def watch_main(client: KubeClient, run: str) -> dict[str, Any]:
+    """WATCHES watches from one listed resourceVersion; on stdin `stop <last name>` each runs until it has
+    seen that name (or WATCH_CATCH_UP_S passes), then the report."""
+    ctx = client.context()
+    try:
+        rv = _list_resource_version(client, ctx, run)
+    except (OSError, ssl.SSLError, http.client.HTTPException, RuntimeError) as err:
+        return {"error": f"could not list: {err}"}
+    stop, target = threading.Event(), [""]
+    watches = [_Watch(client, ctx, run, rv, stop, target) for _ in range(WATCHES)]
+    start = time.monotonic()
+    threads = [threading.Thread(target=w.loop, args=(start + WATCH_MAX_S,), daemon=True) for w in watches]
+    for watch, thread in zip(watches, threads, strict=True):
+        thread.start()  # one at a time, so HAProxy's leastconn counts the previous one and spreads them
+        if not watch.opened.wait(WATCH_OPEN_TIMEOUT_S * 10):
+            return {"error": f"watch {len(watch.breaks)} did not open: {watch.breaks[-1:]}"}
+    print(f"ready {time.monotonic()}", flush=True)
+    words = sys.stdin.readline().split()
+    target[0] = words[1] if len(words) > 1 else ""
+    stop.set()
+    for thread in threads:
+        thread.join(timeout=WATCH_CATCH_UP_S + WATCH_IDLE_S + WATCH_OPEN_TIMEOUT_S)
+    end = time.monotonic()
+    return {"start": start, "watches": [w.report(start, end) for w in watches]}
+
+
+def _create(conn: http.client.HTTPSConnection, name: str, run: str) -> bool:
+    body = json.dumps({"apiVersion": "v1", "kind": "ConfigMap",
+                       "metadata": {"name": name, "labels": {WATCH_LABEL: run}}})
+    conn.request("POST", f"/api/v1/namespaces/{WATCH_NAMESPACE}/configmaps", body=body,
+                 headers={"Content-Type": "application/json"})
+    resp = conn.getresponse()
+    resp.read()
+    return resp.status == 201
+
+
+def write_main(client: KubeClient, run: str, interval: float) -> dict[str, Any]:
+    """A ConfigMap every `interval` (on a fixed schedule) until a line on stdin or WATCH_MAX_S; the names
+    the apiserver confirmed (201), and how many creates failed."""
+    ctx = client.context()
+    stop = threading.Event()
+    threading.Thread(target=lambda: (sys.stdin.readline(), stop.set()), daemon=True).start()
+    created: list[str] = []
+    failed, conn = 0, None
+    start = time.monotonic()
+    for i in itertools.count():
+        if stop.is_set() or time.monotonic() - start > WATCH_MAX_S:
+            break
+        name = f"{run}-{i:05d}"
+        try:
+            conn = conn or client.connection(ctx, WRITE_TIMEOUT_S)
+            ok = _create(conn, name, run)
+        except (OSError, ssl.SSLError, http.client.HTTPException):
+            conn, ok = None, False
+        if ok:
+            created.append(name)
+            if len(created) == 1:
+                print(f"ready {time.monotonic()}", flush=True)
+        else:
+            failed += 1
+            if not created and i > 50:
+                return {"error": "the first creates failed", "failed": failed}
+        time.sleep(max(start + (i + 1) * interval - time.monotonic(), 0))
+    return {"created": created, "failed": failed}
 
 
 def apiserver_main(address: str, port: int, cert: str, key: str) -> None:
@@ -335,13 +580,13 @@ class Lab:
         return result
 
     def spawn(self, host: str, role: str, argv: Sequence[str], pidfiles: Sequence[Path] = (),
-              stdout: int | None = None) -> Proc:
+              stdout: int | None = None, stdin: int = subprocess.DEVNULL) -> Proc:
         """Start a long-running process in `host`; `ip netns exec` execs it, so its PID is ours."""
         if self.running(host, role):
             raise RuntimeError(f"{role} already runs in {host}")
         log = self.dir / f"{host}-{role}.log"
         with log.open("a") as log_file:
-            popen = subprocess.Popen(["ip", "netns", "exec", self.ns(host), *argv], text=True, stdin=subprocess.DEVNULL,
+            popen = subprocess.Popen(["ip", "netns", "exec", self.ns(host), *argv], text=True, stdin=stdin,
                                      stdout=stdout if stdout is not None else log_file, stderr=log_file)
         proc = Proc(popen, log, tuple(pidfiles))
         self.procs[host, role] = proc
@@ -445,10 +690,12 @@ class Lab:
         return proc
 
     # -- the client
-    def client(self, host: str, mode: str, *args: str) -> Client:
-        """Start `netlab.py poll|stream` in `host`; returns once its first request has succeeded."""
+    def client(self, host: str, mode: str, *args: str, stdin: bool = False) -> Client:
+        """Start `netlab.py poll|stream|watch|write` in `host`; returns once its first request has
+        succeeded. `stdin`: a pipe the harness tells it to stop through (Client.result's `say`)."""
         role = f"{mode}-{secrets.token_hex(2)}"
-        proc = self.spawn(host, role, [sys.executable, str(THIS_FILE), mode, *args], stdout=subprocess.PIPE)
+        proc = self.spawn(host, role, [sys.executable, str(THIS_FILE), mode, *args], stdout=subprocess.PIPE,
+                          stdin=subprocess.PIPE if stdin else subprocess.DEVNULL)
         return Client(self, host, role, proc)
 
 
@@ -469,8 +716,8 @@ class Client:
                                f" {self.proc.log.read_text()[-1000:]}")
         self.started = float(line.split()[1])
 
-    def result(self, timeout: float = 60) -> dict[str, Any]:
-        out, _ = self.proc.popen.communicate(timeout=timeout)
+    def result(self, timeout: float = 60, say: str | None = None) -> dict[str, Any]:
+        out, _ = self.proc.popen.communicate(say, timeout=timeout)
         self.lab.procs.pop((self.host, self.role), None)
         return json.loads(out.strip().splitlines()[-1])
 
@@ -551,6 +798,7 @@ class LbLab(Lab):
     """A Lab running one LB pair in front of fake apiservers (tests/realcplab.py: real ones)."""
 
     BACKEND_ROLES: tuple[str, ...] = ("apiserver",)  # what runs on a backend host, restarted after a replug
+    watch_setup: WatchSetup | None = None  # real apiservers: each scenario also runs real watches
 
     def __init__(self, setup: PairSetup, tag: str | None = None) -> None:
         super().__init__(setup.hosts, tag)
@@ -634,12 +882,94 @@ class Measurement:
     longest_gap_ms: float
     holder_before: str
     holder_after: str
-    stream_broken: str | None = None  # the long-lived connection's fate, where one is kept
+    stream_broken: str | None = None  # the long-lived connection's fate, where one is kept (real lab: the watches')
     notes: dict[str, Any] = field(default_factory=dict)
+    watch: WatchFigures | None = None  # real apiservers only
 
     def summary(self) -> str:
         return (f"{self.scenario}: {self.failed}/{self.requests} failed, longest gap {self.longest_gap_ms:.0f} ms,"
-                f" VIP {self.holder_before} -> {self.holder_after}")
+                f" VIP {self.holder_before} -> {self.holder_after}"
+                + (f", {self.watch.summary()}" if self.watch else ""))
+
+
+@dataclass(frozen=True)
+class WatchSetup:
+    """What the real lab's watches need: kubeadm's admin client credentials, and the apiserver the writer
+    talks to directly (`writer` host, `address`:`port`)."""
+
+    ca: Path
+    cert: Path
+    key: Path
+    writer: str
+    address: str
+    port: int
+
+    def args(self, host: str, port: int) -> tuple[str, ...]:
+        return (host, str(port), "--ca", str(self.ca), "--cert", str(self.cert), "--key", str(self.key))
+
+
+@dataclass
+class WatchFigures:
+    """One scenario's watches, summed over the WATCHES watches (each must see every created object)."""
+
+    watches: int
+    created: int  # ConfigMaps the apiserver confirmed (201)
+    create_failures: int
+    reconnects: int  # breaks, each ended by one successful re-open (or by the end of the run)
+    longest_unwatched_ms: float  # last byte on the broken watch -> the new watch's 200
+    missed: int  # (watch, created name) pairs never delivered
+    duplicates: int  # ADDED events delivered twice to one watch
+    gone: int  # 410s: the apiserver had lost the history to resume from
+    unconfirmed: int  # delivered names whose create the writer saw fail (a timeout after the commit)
+    causes: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        return (f"watch: {self.reconnects} reconnects, longest unwatched {self.longest_unwatched_ms:.0f} ms,"
+                f" {self.missed} missed, {self.duplicates} duplicates of {self.created} created"
+                f" x {self.watches} watches, {self.gone} gone")
+
+    @classmethod
+    def of(cls, written: dict[str, Any], watched: dict[str, Any]) -> WatchFigures:
+        created = set(written["created"])
+        seen = [w["seen"] for w in watched["watches"]]
+        return cls(
+            watches=len(seen), created=len(created), create_failures=written["failed"],
+            reconnects=sum(w["reconnects"] for w in watched["watches"]),
+            longest_unwatched_ms=max(w["longest_unwatched_ms"] for w in watched["watches"]),
+            missed=sum(len(created - set(names)) for names in seen),
+            duplicates=sum(len(names) - len(set(names)) for names in seen),
+            gone=sum(w["gone"] for w in watched["watches"]),
+            unconfirmed=len(set().union(*seen) - created),
+            causes=[b["cause"] for w in watched["watches"] for b in w["breaks"]],
+        )
+
+
+WATCH_TAIL_S = 1.0  # writes after the fault returned, so every watch also shows live events again
+
+
+class WatchSession:
+    """The watcher (client namespace, through the VIP) and the writer, for one scenario.
+
+    The writer goes straight to the apiserver of the last control-plane node, which no scenario faults,
+    not through the VIP: the writes then go on at a steady rate while the VIP or a backend is failing,
+    so the events that happen while a watch is broken are exactly the history its resume must replay.
+    Through the VIP the writer would stall in the same window as the watch and hide what is at stake."""
+
+    def __init__(self, lab: LbLab, setup: WatchSetup) -> None:
+        run = f"w{secrets.token_hex(3)}"  # label value and name prefix: this scenario's objects only
+        self.watcher = lab.client(lab.setup.client, "watch", *setup.args(lab.setup.vip, lab.setup.port), run,
+                                  stdin=True)
+        self.writer = lab.client(setup.writer, "write", *setup.args(setup.address, setup.port), run, stdin=True)
+
+    def finish(self) -> WatchFigures:
+        time.sleep(WATCH_TAIL_S)
+        written = self.writer.result(say="stop\n")
+        last = written["created"][-1] if written.get("created") else ""
+        watched = self.watcher.result(timeout=WATCH_CATCH_UP_S + 20, say=f"stop {last}\n")
+        for result in (written, watched):
+            if "error" in result:
+                raise RuntimeError(f"watch: {result['error']}")
+        return WatchFigures.of(written, watched)
 
 
 LEAD_IN_S = 0.5  # polling before the fault
@@ -654,7 +984,8 @@ def _measure(lab: LbLab, name: str, fault: Callable[[str, str], None], window: f
              with_stream: bool = False) -> Measurement:
     before = _holding(lab)
     other = next((h for h in lab.setup.lbs if h not in before.split(",")), "")
-    stream = lab.stream(LEAD_IN_S + window) if with_stream else None
+    session = WatchSession(lab, lab.watch_setup) if lab.watch_setup else None
+    stream = lab.stream(LEAD_IN_S + window) if with_stream and session is None else None
     poll = lab.poll(LEAD_IN_S + window)
     time.sleep(max(poll.started + LEAD_IN_S - time.monotonic(), 0))
     if _holding(lab) != before:
@@ -663,13 +994,14 @@ def _measure(lab: LbLab, name: str, fault: Callable[[str, str], None], window: f
     fault(before, other)
     result = poll.result()
     stream_result = stream.result() if stream else None
+    watch = session.finish() if session else None
     if "error" in result:
         raise RuntimeError(f"{name}: {result['error']}")
-    return Measurement(
-        name, result["requests"], result["failed"], result["longest_gap_ms"], before,
-        _holding(lab), stream_result.get("broken") if stream_result else None,
-        {"failed_at": result["failed_at"]},
-    )
+    broken = stream_result.get("broken") if stream_result else None
+    if watch is not None and watch.causes:
+        broken = f"{len(watch.causes)} watch breaks: " + "; ".join(sorted(set(watch.causes)))
+    return Measurement(name, result["requests"], result["failed"], result["longest_gap_ms"], before,
+                       _holding(lab), broken, {"failed_at": result["failed_at"]}, watch)
 
 
 def _first_apiserver(lab: LbLab) -> str:
@@ -790,18 +1122,28 @@ def main(argv: Sequence[str] | None = None) -> None:
     api.add_argument("--port", type=int, required=True)
     api.add_argument("--cert", required=True)
     api.add_argument("--key", required=True)
-    for mode in ("poll", "stream"):
+    for mode in ("poll", "stream", "watch", "write"):
         p = sub.add_parser(mode)
         p.add_argument("host")
         p.add_argument("port", type=int)
-        p.add_argument("duration", type=float)
+        if mode in ("poll", "stream"):
+            p.add_argument("duration", type=float)
+        else:
+            for credential in ("--ca", "--cert", "--key"):
+                p.add_argument(credential, required=True)
+            p.add_argument("run", help="the label value and name prefix of this run's ConfigMaps")
     args = parser.parse_args(argv)
     if args.cmd == "apiserver":
         apiserver_main(args.address, args.port, args.cert, args.key)
     elif args.cmd == "poll":
         print(json.dumps(poll_main(args.host, args.port, args.duration, POLL_INTERVAL_S, REQUEST_TIMEOUT_S)))
-    else:
+    elif args.cmd == "stream":
         print(json.dumps(stream_main(args.host, args.port, args.duration, 0.1)))
+    else:
+        client = KubeClient(args.host, args.port, args.ca, args.cert, args.key)
+        result = watch_main(client, args.run) if args.cmd == "watch" else write_main(client, args.run,
+                                                                                    WRITE_INTERVAL_S)
+        print(json.dumps(result))
 
 
 if __name__ == "__main__":

@@ -19,9 +19,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from configs import apiserver
 from lab import realcp
 from tests.mockgraph import stack_hosts
-from tests.netlab import Lab, LbLab, PairSetup, control_plane_host
+from tests.netlab import Lab, LbLab, PairSetup, WatchSetup, control_plane_host
 from tests.realtools import path_of
 from topology import Cluster, load_stack_file
 
@@ -36,7 +37,8 @@ def stack_cluster(stack: str) -> Cluster:
 def prepare(stack: str, nodes: int | None, out: Path) -> realcp.RealControlPlane:
     """kubeadm's files for the stack's first `nodes` control-plane nodes (all by default) under `out`."""
     names = [n.name for n in stack_cluster(stack).control_plane.nodes][:nodes]
-    return realcp.prepare(stack_hosts(stack), names, out, path_of("kubeadm").parent)
+    return realcp.prepare(stack_hosts(stack), names, out, path_of("kubeadm").parent,
+                          apiserver.node_files(stack_cluster(stack)))
 
 
 @dataclass
@@ -92,6 +94,7 @@ class RealLbLab(LbLab):
             if sorted(self.cp.members) != sorted(h for h, _, _ in self.setup.apiservers):
                 raise ValueError("the pair's backends are not the stack's control-plane nodes")
             self.cp.start(self)
+            self.watch_setup = self._watch_setup(self.cp)
         member = self.cp.members[host]
         if (member.address, member.port) != (address, port):
             raise ValueError(f"{host}: the pair expects {address}:{port}, kubeadm wrote {member.url}")
@@ -99,3 +102,12 @@ class RealLbLab(LbLab):
             self.cp.start_etcd(self, host)
         if not self.running(host, realcp.ROLES[realcp.APISERVER]):
             self.cp.start_apiserver(self, host)
+
+    def _watch_setup(self, cp: realcp.RealControlPlane) -> WatchSetup:
+        """Watches as kubeadm's admin (admin.conf's certificate); the writer on the last node, which no
+        scenario faults (they all hit the first apiserver or an LB)."""
+        ca, cert, key = cp.admin_credentials(self.dir / "admin")
+        writer = cp.members[self.setup.apiservers[-1][0]]
+        if writer.node == self.setup.apiservers[0][0]:
+            raise ValueError("the watch writer needs a control-plane node no scenario faults")
+        return WatchSetup(ca, cert, key, writer.node, writer.address, writer.port)

@@ -161,6 +161,9 @@ def test_a_stopping_apiserver_keeps_serving_until_haproxy_has_marked_it_down() -
         args = _docs(kubeadm.init_config(cluster))["ClusterConfiguration"]["apiServer"]["extraArgs"]
         (delay,) = [a["value"] for a in args if a["name"] == "shutdown-delay-duration"]
         assert delay == "5s" and int(delay[:-1]) > backend_drain_s() == 3.5
+        # Then it closes its watches itself, well inside the kubelet's 30 s grace before its SIGKILL.
+        (watches,) = [a["value"] for a in args if a["name"] == "shutdown-watch-termination-grace-period"]
+        assert watches == "10s" and int(delay[:-1]) + int(watches[:-1]) < kubeadm.KUBELET_DEFAULT_GRACE_S
 
 
 @pytest.mark.parametrize("version", ["1.35.9", "1.36.5", "1.37.2"])

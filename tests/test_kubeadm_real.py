@@ -314,6 +314,8 @@ def test_kubeadm_apiserver_binds_its_port_and_advertises_on_the_control_plane_ne
         flags = _flags(pod)
         assert int(flags["secure-port"]) == SECURE_PORT[stack] == cluster.apiserver_port, node.name
         assert flags["shutdown-delay-duration"] == f"{kubeadm.APISERVER_SHUTDOWN_DELAY_S}s", node.name
+        assert flags["shutdown-watch-termination-grace-period"] == f"{kubeadm.APISERVER_WATCH_TERMINATION_GRACE_S}s"
+        assert "terminationGracePeriodSeconds" not in pod["spec"]  # so the kubelet's default applies
         assert [p["containerPort"] for p in pod["spec"]["containers"][0]["ports"]] == [SECURE_PORT[stack]]
         advertised = ipaddress.ip_address(flags["advertise-address"])
         assert advertised == node.control_plane_address, node.name
