@@ -39,10 +39,7 @@ from pulumi_policy import (
     StackValidationPolicy,
 )
 
-if __package__:
-    from . import rules
-else:  # run by the CLI: runpy puts policies/ itself on sys.path
-    import rules  # type: ignore[no-redef]
+from . import rules
 
 PACK_NAME = "hakube-isolation"
 PACK_VERSION = "0.1.0"
@@ -212,7 +209,7 @@ def _workloads(resource: rules.Resource, config: Mapping[str, Any]) -> list[str]
 SCOPES: dict[str, Scope] = {}
 _VMS = Scope((rules.DOMAIN,))
 _LB = Scope((rules.LB_PAIR, rules.LB_HOST))
-_KUBEADM = Scope((rules.FILE_DROP,), rules.KUBEADM_DIR)
+_KUBEADM = Scope((rules.FILE_DROP,), rules.KUBEADM_PREFIX)
 
 POLICIES: list[Policy] = [
     stack_policy("cp-vcpu-pinning", "Each vCPU of a control-plane VM is pinned (domain XSLT <vcpupin>) to one host "

@@ -28,46 +28,40 @@ from typing import Any
 import yaml
 from lxml import etree
 
-CLUSTER = "hakube:index:Cluster"
-NODE = "hakube:index:Node"
-HYPERVISOR = "hakube:index:Hypervisor"
-CONTROL_PLANE_VM = "hakube:index:ControlPlaneVm"
-LB_PAIR = "hakube:index:LoadBalancerPair"
-LB_HOST = "hakube:index:LoadBalancerHost"
-FILE_DROP = "hakube:index:FileDrop"
-FILE_SET = "hakube:index:FileSet"
-DOMAIN = "libvirt:index/domain:Domain"
-VOLUME = "libvirt:index/volume:Volume"
-CLOUDINIT_DISK = "libvirt:index/cloudInitDisk:CloudInitDisk"
-NETWORK = "libvirt:index/network:Network"
-COMMAND = "command:remote:Command"
-K8S_PROVIDER = "pulumi:providers:kubernetes"
+from .contract import (
+    BOOTSTRAP_TOKEN,
+    CERTIFICATE_KEY,
+    CLOUDINIT_DISK,
+    CLUSTER,
+    COMMAND,
+    CONTROL_PLANE_KEY,
+    CONTROL_PLANE_KEYS,
+    CONTROL_PLANE_TAINT_EFFECT,
+    CONTROL_PLANE_VM,
+    CPU_MANAGER_OPTIONS,
+    CPUSET_PART,
+    DOMAIN,
+    ETCD_SNAPSHOTS,
+    FILE_DROP,
+    FILE_SET,
+    HYPERVISOR,
+    K8S_PROVIDER,
+    KUBEADM_DEFAULT_BIND_PORT,
+    KUBEADM_DIR,
+    LB_HOST,
+    LB_PAIR,
+    MAX_CORE,
+    NETWORK,
+    NODE,
+    SNAPSHOT_ENV_PATH,
+    SNAPSHOT_TIMER_PATH,
+    STATIC_PODS,
+    SYSTEM_NAMESPACES,
+    VOLUME,
+    WORKLOADS,
+)
 
-# Pod-template paths of the workload kinds the isolation rule reads.
-WORKLOADS: dict[str, tuple[str, ...]] = {
-    "kubernetes:core/v1:Pod": ("spec",),
-    "kubernetes:apps/v1:Deployment": ("spec", "template", "spec"),
-    "kubernetes:apps/v1:DaemonSet": ("spec", "template", "spec"),
-    "kubernetes:apps/v1:StatefulSet": ("spec", "template", "spec"),
-    "kubernetes:apps/v1:ReplicaSet": ("spec", "template", "spec"),
-    "kubernetes:batch/v1:Job": ("spec", "template", "spec"),
-    "kubernetes:batch/v1:CronJob": ("spec", "jobTemplate", "spec", "template", "spec"),
-}
-# Namespaces whose pods may run on control-plane nodes: Kubernetes' own, hakube's, and those of
-# the add-ons hakube installs that must (calico's operator and pods, flannel, MetalLB's speaker;
-# cilium lives in kube-system). The in-cluster admission policy uses the same list.
-SYSTEM_NAMESPACES = frozenset({
-    "kube-system", "kube-public", "kube-node-lease", "hakube-system",
-    "tigera-operator", "calico-system", "calico-apiserver", "kube-flannel", "metallb-system",
-})
-CONTROL_PLANE_LABELS = ("node-role.kubernetes.io/control-plane", "node-role.kubernetes.io/master")
-CONTROL_PLANE_TAINT = "node-role.kubernetes.io/control-plane"
-# kubeadm's patch targets for the control-plane static pods (kubeadm `patches.directory`).
-STATIC_PODS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler")
-KUBEADM_DIR = "/etc/kubernetes/kubeadm/"
-KUBEADM_DEFAULT_BIND_PORT = 6443
-# Static CPU manager options every control-plane kubelet sets (GA from 1.33 and 1.35).
-CPU_MANAGER_OPTIONS = ("full-pcpus-only", "strict-cpu-reservation")
+KUBEADM_PREFIX = f"{KUBEADM_DIR}/"  # what the path of every kubeadm config starts with
 
 # The engine's wire form of a secret (sdk/go/common/resource/properties.go); the dry run keeps it.
 _SIG_KEY = "4dabf18193072939515e22adb298388d"
@@ -172,16 +166,27 @@ def as_int(value: Any) -> int | None:
         return None
 
 
+# The Linux cpuset list format as topology/cpuset.py accepts it (the pack cannot import topology/;
+# tests/test_cpuset.py holds the two parsers to the same verdicts): ASCII digits, no reversed range,
+# no core above MAX_CORE, no core named twice.
+_CPUSET_PART = re.compile(CPUSET_PART)
+
+
 def parse_cpuset(text: str) -> set[int]:
-    """'0-3,8' -> {0, 1, 2, 3, 8}; ValueError on anything else (the Linux cpuset list format)."""
-    cores: set[int] = set()
+    """'0-3,8' -> {0, 1, 2, 3, 8}; ValueError on anything the kernel (and topology/) refuses."""
+    cores: list[int] = []
     for part in str(text).split(","):
-        low, _, high = part.strip().partition("-")
-        start, end = int(low), int(high or low)
-        if end < start or end - start > 4096:
+        match = _CPUSET_PART.fullmatch(part)
+        if match is None:
+            raise ValueError(f"bad cpuset part {part!r}")
+        start = int(match.group(1))
+        end = int(match.group(2)) if match.group(2) is not None else start
+        if end < start or end > MAX_CORE:
             raise ValueError(f"bad cpuset range {part!r}")
-        cores.update(range(start, end + 1))
-    return cores
+        cores += range(start, end + 1)
+    if len(set(cores)) != len(cores):
+        raise ValueError(f"cpuset {text!r} names a core twice")
+    return set(cores)
 
 
 def fmt_cores(cores: Iterable[int]) -> str:
@@ -747,7 +752,7 @@ def haproxy_bind_ports(text: str) -> set[int]:
 
 
 def kubeadm_drops(stack: Stack) -> list[Resource]:
-    return [d for d in stack.of_type(FILE_DROP) if str(d.props.get("path") or "").startswith(KUBEADM_DIR)]
+    return [d for d in stack.of_type(FILE_DROP) if str(d.props.get("path") or "").startswith(KUBEADM_PREFIX)]
 
 
 def _kubeadm_docs(stack: Stack, node: Resource) -> list[dict[str, Any]]:
@@ -821,10 +826,11 @@ def control_plane_taint(resources: Sequence[Resource]) -> list[Violation]:
         taints = dig(reg, "nodeRegistration", "taints")
         if taints is None:
             continue
-        if not any(isinstance(t, Mapping) and t.get("key") == CONTROL_PLANE_TAINT and t.get("effect") == "NoSchedule"
+        if not any(isinstance(t, Mapping) and t.get("key") == CONTROL_PLANE_KEY
+                   and t.get("effect") == CONTROL_PLANE_TAINT_EFFECT
                    for t in taints):
-            out.append(Violation(node.urn, f"{node.name}: nodeRegistration.taints lacks "
-                                           f"{CONTROL_PLANE_TAINT}:NoSchedule, so workloads may land on it"))
+            out.append(Violation(node.urn, f"{node.name}: nodeRegistration.taints lacks {CONTROL_PLANE_KEY}:"
+                                           f"{CONTROL_PLANE_TAINT_EFFECT}, so workloads may land on it"))
     return out
 
 
@@ -963,7 +969,7 @@ def workload_isolation(resource: Resource, system_namespaces: Iterable[str] = SY
     problems = [f"{where} tolerates {t.get('key') or 'every taint'} ({t.get('operator') or 'Equal'})"
                 for t in spec.get("tolerations") or [] if isinstance(t, Mapping) and _tolerates_control_plane(t)]
     selector = spec.get("nodeSelector") or {}
-    problems += [f"{where} selects {key} nodes via nodeSelector" for key in CONTROL_PLANE_LABELS if key in selector]
+    problems += [f"{where} selects {key} nodes via nodeSelector" for key in CONTROL_PLANE_KEYS if key in selector]
     problems += [f"{where} selects control-plane nodes via nodeAffinity ({key} {op})"
                  for key, op in _affinity_selections(dig(spec, "affinity", "nodeAffinity"))]
     return problems
@@ -973,7 +979,7 @@ def _tolerates_control_plane(toleration: Mapping[str, Any]) -> bool:
     # Any effect counts, as in the in-cluster admission policy (configs/addons.py), so a workload
     # the preview passes is one the cluster admits.
     key, operator = toleration.get("key"), toleration.get("operator") or "Equal"
-    return (not key and operator == "Exists") or key in CONTROL_PLANE_LABELS
+    return (not key and operator == "Exists") or key in CONTROL_PLANE_KEYS
 
 
 def _affinity_selections(affinity: Any) -> Iterator[tuple[str, str]]:
@@ -984,14 +990,14 @@ def _affinity_selections(affinity: Any) -> Iterator[tuple[str, str]]:
               if isinstance(p, Mapping)]
     for term in terms:
         for expr in (term or {}).get("matchExpressions") or []:
-            if isinstance(expr, Mapping) and expr.get("key") in CONTROL_PLANE_LABELS \
+            if isinstance(expr, Mapping) and expr.get("key") in CONTROL_PLANE_KEYS \
                     and expr.get("operator") in ("In", "Exists"):
                 yield str(expr["key"]), str(expr["operator"])
 
 
 # A kubeadm bootstrap token ([a-z0-9]{6}.[a-z0-9]{16}) and a certificate key (64 hex digits).
-_TOKEN = re.compile(r"\b[a-z0-9]{6}\.[a-z0-9]{16}\b")
-_CERT_KEY = re.compile(r"\b[0-9a-f]{64}\b")
+_TOKEN = re.compile(rf"\b{BOOTSTRAP_TOKEN}\b")
+_CERT_KEY = re.compile(rf"\b{CERTIFICATE_KEY}\b")
 # `NAME=value` on a command line whose name says it is a credential; `$VAR` expansions are fine.
 _SECRET_ASSIGNMENT = re.compile(r"\b([A-Z0-9_]*(?:TOKEN|CERT(?:IFICATE)?_KEY|PASSWORD|PRIVATE_KEY))="
                                 r"(?!['\"]?\$)(['\"]?)([^\s'\"]+)")
@@ -1071,7 +1077,7 @@ def _secret_output(resource: Resource, prop: str) -> list[str]:
 
 def _kubeadm_credentials(props: Mapping[str, Any]) -> Iterator[str]:
     path = str(props.get("path") or "")
-    if not path.startswith(KUBEADM_DIR):
+    if not path.startswith(KUBEADM_PREFIX):
         return
     for doc in load_yaml_docs(props.get("content")):
         for field_path in _KUBEADM_SECRET_FIELDS:
@@ -1088,9 +1094,6 @@ def _kubeadm_credentials(props: Mapping[str, Any]) -> Iterator[str]:
 # etcd snapshots (components/etcd.py, configs/etcd.py): taken on every control-plane node and
 # copied off it. Restated from configs/etcd.py (this module imports nothing from hakube).
 
-ETCD_SNAPSHOTS = "hakube:index:EtcdSnapshots"
-SNAPSHOT_TIMER_PATH = "/etc/systemd/system/hakube-etcd-snapshot.timer"
-SNAPSHOT_ENV_PATH = "/etc/hakube/etcd-snapshot.env"
 
 
 def environment_file(text: Any) -> dict[str, str]:

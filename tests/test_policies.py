@@ -35,7 +35,7 @@ from pulumi_policy import (
 from configs import addons, kubeadm
 from dryrun import policy_check
 from dryrun.mockrun import MockRun, Record
-from policies import pack, rules
+from policies import contract, pack, rules
 from tests.mockgraph import cluster_copy, graph, stack_graph
 from topology import load_cluster
 
@@ -453,7 +453,7 @@ def test_kubeadm_rules_pass_on_complete_control_plane_configs(stack: str) -> Non
 def test_control_plane_must_keep_the_noschedule_taint() -> None:
     run = with_kubeadm("dev", edit=lambda node, doc: node == "cp2" and doc["nodeRegistration"].update(taints=[]))
     assert [r for r, _ in stack_violations("cp-taint", run)] == ["cp2"]
-    explicit = [{"key": rules.CONTROL_PLANE_TAINT, "effect": "NoSchedule"}]
+    explicit = [{"key": contract.CONTROL_PLANE_KEY, "effect": contract.CONTROL_PLANE_TAINT_EFFECT}]
     run = with_kubeadm("dev", edit=lambda node, doc: doc["nodeRegistration"].update(taints=explicit))
     assert stack_violations("cp-taint", run) == []
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 
-_PART = re.compile(r"([0-9]{1,12})(?:-([0-9]{1,12}))?")  # ASCII digits only; int() takes others
-# Linux's NR_CPUS tops out at 8192; the cap also keeps "0-99999999999" from eating memory.
-MAX_CORE = 8191
+from policies.contract import CPUSET_PART, MAX_CORE
+
+_PART = re.compile(CPUSET_PART)
 
 
 class CpusetError(ValueError):
