@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from configs import addons as cfg
-from policies import contract, rules
+from policies import _data, contract, workloads
 from tests.mockgraph import stack_cluster
 from tests.strategies import isolation_pod_specs
 from topology import load_cluster
@@ -172,9 +172,9 @@ def test_variables_only_use_earlier_variables() -> None:
 def pack_refuses(obj: dict[str, Any], namespace: str) -> bool:
     """The pack's workload-isolation rule on `obj` as a resource in `namespace` (the cluster's exemptions)."""
     type_ = {"Pod": "kubernetes:core/v1:Pod", "Deployment": "kubernetes:apps/v1:Deployment"}[obj["kind"]]
-    resource = rules.Resource(urn=f"urn:x::{type_}::w", type=type_, name="w",
+    resource = _data.Resource(urn=f"urn:x::{type_}::w", type=type_, name="w",
                               props={"metadata": {"namespace": namespace}, "spec": obj["spec"]})
-    return bool(rules.workload_isolation(resource, SYSTEM))
+    return bool(workloads.workload_isolation(resource, SYSTEM))
 
 
 @pytest.mark.parametrize(("obj", "namespace", "reason"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])

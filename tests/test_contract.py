@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from configs import addons, etcd, kubeadm
 from configs.scripts import SCRIPT_DIR
 from lab import fakecluster
-from policies import contract, rules
+from policies import contract
 from tests.mockgraph import stack_cluster
 from topology import load_cluster
 from topology.sizing import STATIC_POD_SIZES
@@ -100,7 +100,7 @@ def test_the_pack_exempts_every_namespace_a_cluster_exempts(cni: str) -> None:
     data = stack_cluster("dev") | {"addons": {"cni": cni, "metallb": {"enabled": True,
                                                                        "addresses": ["198.18.0.200/29"]}}}
     exempt = set(addons.system_namespaces(load_cluster(data)))
-    assert exempt <= rules.SYSTEM_NAMESPACES
+    assert exempt <= contract.SYSTEM_NAMESPACES
     assert addons.cni_chart(load_cluster(data)).namespace in exempt
 
 
@@ -109,7 +109,7 @@ def test_the_pack_exempts_nothing_beyond_the_clusters() -> None:
                                                                            "addresses": ["198.18.0.200/29"]}}}
                 for cni in contract.CNI_SYSTEM_NAMESPACES]
     union = {ns for data in clusters for ns in addons.system_namespaces(load_cluster(data))}
-    assert union == rules.SYSTEM_NAMESPACES
+    assert union == contract.SYSTEM_NAMESPACES
 
 
 def test_the_contract_imports_only_the_standard_library() -> None:

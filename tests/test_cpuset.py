@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from policies import rules as pack_rules
+from policies import _data as pack_data
 from topology.cpuset import MAX_CORE, CpusetError, format_cpuset, parse_cpuset
 
 
@@ -61,7 +61,7 @@ def test_refused(text: str, why: str) -> None:
         parse_cpuset(text)
     assert str(refused.value) == why
     with pytest.raises(ValueError):  # what the pack refuses, e.g. "1,1": it once took repeats
-        pack_rules.parse_cpuset(text)
+        pack_data.parse_cpuset(text)
 
 
 core_sets = st.sets(st.integers(0, MAX_CORE), min_size=1, max_size=64)
@@ -105,7 +105,7 @@ def test_any_text_parses_or_raises_cpuset_error(text: str) -> None:
 
 def pack_verdict(text: str) -> tuple[int, ...] | None:
     try:
-        return tuple(sorted(pack_rules.parse_cpuset(text)))
+        return tuple(sorted(pack_data.parse_cpuset(text)))
     except ValueError:
         return None
 
