@@ -7,7 +7,6 @@ from __future__ import annotations
 import copy
 import functools
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import yaml
@@ -23,9 +22,6 @@ from dryrun import policy_check
 from dryrun.mockrun import MockRun, Record
 from policies import _data, contract, pack
 from tests.mockgraph import cluster_copy, graph, stack_graph
-
-REPO = Path(__file__).resolve().parent.parent
-
 
 POLICY = {p.name: p for p in pack.POLICIES}
 

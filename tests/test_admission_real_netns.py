@@ -19,9 +19,9 @@ import pytest
 from configs import addons as cfg
 from lab import k8sprovider
 from lab.procs import wait_until
+from lab.realtools import path_of
 from policies import contract
 from tests.realcplab import REAL_TOOLS, Running, real_control_plane, stack_cluster
-from tests.realtools import path_of
 
 pytestmark = [pytest.mark.root, pytest.mark.realtool(*REAL_TOOLS, "pulumi-resource-kubernetes"),
               pytest.mark.tool("curl")]

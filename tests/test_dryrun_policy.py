@@ -9,9 +9,8 @@ from pathlib import Path
 
 import yaml
 
+from dryrun.mockrun import REPO
 from policies import _engine, pack
-
-REPO = Path(__file__).resolve().parent.parent
 
 
 def dry_run(*args: str) -> subprocess.CompletedProcess[str]:

@@ -22,8 +22,8 @@ from configs import etcd
 from configs.remote import command_line, secret_stdin
 from configs.systemd import environment_file, unit_text
 from dryrun.mockrun import REPO
+from lab.hostsim import ScratchHost
 from policies import data_safety, pack
-from tests.hostsim import ScratchHost
 from tests.mockgraph import Graph, closure_of, cluster_copy, graph, stack_graph
 from tests.policy_helpers import POLICY, check_resource, stack_violations
 from topology import ROOT, TopologyError, load_cluster

@@ -18,11 +18,10 @@ from pulumi_policy import (
     StackValidationPolicy,
 )
 
-from dryrun.mockrun import MockRun, Record
+from dryrun.mockrun import REPO, MockRun, Record
 from policies import _data, pack
 from tests.policy_helpers import (
     POLICY,
-    REPO,
     moved_run,
     rec,
     resource_violations,
