@@ -147,10 +147,10 @@ def cni_values(cluster: Cluster) -> dict[str, Any]:
 def cni_pod_cidr(cni: str, values: Mapping[str, Any]) -> str:
     """Read the pod CIDR back out of a chart's values (what tests and reviewers check)."""
     if cni == "calico":
-        return values["installation"]["calicoNetwork"]["ipPools"][0]["cidr"]
+        return str(values["installation"]["calicoNetwork"]["ipPools"][0]["cidr"])
     if cni == "cilium":
-        return values["ipam"]["operator"]["clusterPoolIPv4PodCIDRList"][0]
-    return values["podCidr"]
+        return str(values["ipam"]["operator"]["clusterPoolIPv4PodCIDRList"][0])
+    return str(values["podCidr"])
 
 
 # --- namespaces and Pod Security Admission -----------------------------------------------------
@@ -294,7 +294,8 @@ def isolation_binding_spec() -> dict[str, Any]:
 
 def pod_spec_of(obj: Mapping[str, Any]) -> Mapping[str, Any]:
     """The pod spec inside a Pod or a workload's template (SPEC_EXPRESSION's twin)."""
-    return obj["spec"] if obj.get("kind") == "Pod" else obj["spec"]["template"]["spec"]
+    spec: Mapping[str, Any] = obj["spec"] if obj.get("kind") == "Pod" else obj["spec"]["template"]["spec"]
+    return spec
 
 
 def _tolerates_control_plane(spec: Mapping[str, Any]) -> bool:

@@ -11,7 +11,7 @@ import importlib.util
 import sys
 from pathlib import Path
 
-from pulumi_policy import EnforcementLevel, PolicyPack
+from pulumi_policy import EnforcementLevel, Policy, PolicyPack
 
 _HERE = Path(__file__).resolve().parent
 
@@ -35,7 +35,7 @@ from policies.pack import PACK_NAME, POLICIES  # noqa: E402  # after the package
 
 PolicyPack(
     name=PACK_NAME,
-    policies=POLICIES,
+    policies=list[Policy](POLICIES),
     # Every policy sets its own level; a policy added without one blocks rather than warns.
     enforcement_level=EnforcementLevel.MANDATORY,
 )

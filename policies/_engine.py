@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from pulumi_policy import (
     EnforcementLevel,
@@ -65,7 +65,8 @@ def _plain(value: Any) -> Any:
         target = value if isinstance(value, dict) else value["__target"]
         return {k: _plain(v) for k, v in target.items()}
     if isinstance(value, Sequence):
-        target = value if isinstance(value, list | tuple) else value["__target"]
+        # A proxied list answers its raw target to this key, though Sequence declares int keys only.
+        target = value if isinstance(value, list | tuple) else cast(Any, value)["__target"]
         return [_plain(v) for v in target]
     return value
 
@@ -123,6 +124,7 @@ def from_args(args: ResourceValidationArgs) -> Resource:
                        provider=args.provider.urn if args.provider is not None else None)
 
 
+T = TypeVar("T")
 # Conversions shared between policies while `shared_conversions()` is active: id(object) -> (the
 # object, kept alive so its id is not reused, and its conversion). None: convert on every call.
 _SHARED: dict[tuple[str, int], tuple[Any, Any]] | None = None
@@ -148,13 +150,13 @@ def shared_conversions() -> Iterator[None]:
         _SHARED = outer
 
 
-def _once(kind: str, key: Any, convert: Callable[[], Any]) -> Any:
+def _once(kind: str, key: Any, convert: Callable[[], T]) -> T:
     if _SHARED is None:
         return convert()
     hit = _SHARED.get((kind, id(key)))
     if hit is None or hit[0] is not key:
         hit = _SHARED[(kind, id(key))] = (key, convert())
-    return hit[1]
+    return cast(T, hit[1])  # stored under (kind, key) by this function, so of convert's type
 
 
 def stack_resources(resources: Sequence[PolicyResource]) -> list[Resource]:

@@ -75,14 +75,18 @@ def _nodes_with_kubeadm(stack: Stack) -> Iterator[tuple[Resource, list[dict[str,
         yield node, stack.kubeadm_docs(node)
 
 
+_QUANTITY_SUFFIXES: dict[str, int | Fraction] = {
+    "": 1, "m": Fraction(1, 1000), "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18,
+    "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60,
+}
+
+
 def parse_quantity(text: Any) -> Fraction | None:
     """A Kubernetes quantity ('250m', '1', '512Mi', '1G') as an exact number, None if malformed."""
     match = re.fullmatch(r"([0-9]+(?:\.[0-9]+)?)([a-zA-Z]*)", str(text).strip())
-    suffixes = {"": 1, "m": Fraction(1, 1000), "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15,
-                "E": 10**18, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
-    if match is None or match.group(2) not in suffixes:
+    if match is None or match.group(2) not in _QUANTITY_SUFFIXES:
         return None
-    return Fraction(match.group(1)) * suffixes[match.group(2)]
+    return Fraction(match.group(1)) * _QUANTITY_SUFFIXES[match.group(2)]
 
 
 def patch_target(path: str) -> str | None:

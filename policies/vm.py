@@ -64,7 +64,7 @@ def transformed_domain(props: Mapping[str, Any]) -> DomainXml:
         return DomainXml(error="xml.xslt is not known yet")
     parser = etree.XMLParser(resolve_entities=False, no_network=True)
     try:
-        transform = etree.XSLT(etree.XML(xslt.encode(), parser), access_control=etree.XSLTAccessControl.DENY_ALL)
+        transform = etree.XSLT(etree.XML(xslt.encode(), parser), access_control=etree.XSLTAccessControl.DENY_ALL)  # type: ignore[attr-defined]  # not in lxml-stubs
         result = transform(etree.XML(_provider_like_domain(props), parser)).getroot()
     except (etree.XMLSyntaxError, etree.XSLTError) as err:
         return DomainXml(error=f"xml.xslt does not apply: {err}")

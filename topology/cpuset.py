@@ -38,7 +38,8 @@ def format_cpuset(cores: tuple[int, ...] | list[int]) -> str:
     """The shortest cpuset string for a set of cores: (0, 1, 2, 5) -> "0-2,5"."""
     ordered = sorted(set(cores))
     parts: list[str] = []
-    start = prev = None
+    start: int | None = None
+    prev = 0  # set with start; read only once start is
     for core in ordered:
         if start is None:
             start = prev = core
