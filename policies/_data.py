@@ -19,6 +19,7 @@ import yaml
 from .contract import CLUSTER, CPUSET_PART, FILE_DROP, FILE_SET, HYPERVISOR, KUBEADM_DIR, MAX_CORE, NODE
 
 KUBEADM_PREFIX = f"{KUBEADM_DIR}/"  # what the path of every kubeadm config starts with
+
 # The engine's wire form of a secret (sdk/go/common/resource/properties.go); the dry run keeps it.
 _SIG_KEY = "4dabf18193072939515e22adb298388d"
 _SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
@@ -281,4 +282,4 @@ def placed_files(resources: Iterable[Resource]) -> list[Resource]:
 
 
 # A stack rule: every violation it finds in one stack.
-StackRule = Callable[["Stack"], list[Violation]]
+StackRule = Callable[[Stack], list[Violation]]

@@ -11,7 +11,7 @@ from ._data import KUBEADM_PREFIX, Resource, dig, load_yaml_docs
 from ._engine import MANDATORY, Policy, Scope, resource_policy
 from .contract import BOOTSTRAP_TOKEN, CERTIFICATE_KEY, COMMAND, FILE_DROP, FILE_SET, K8S_PROVIDER
 
-# A kubeadm bootstrap token ([a-z0-9]{6}.[a-z0-9]{16}) and a certificate key (64 hex digits).
+# A kubeadm bootstrap token and a certificate key, as words of a longer text (contract.py has their shapes).
 _TOKEN = re.compile(rf"\b{BOOTSTRAP_TOKEN}\b")
 _CERT_KEY = re.compile(rf"\b{CERTIFICATE_KEY}\b")
 # `NAME=value` on a command line whose name says it is a credential; `$VAR` expansions are fine.

@@ -182,7 +182,7 @@ def cpu_manager(stack: Stack) -> list[Violation]:
 
 _KUBEADM = Scope((FILE_DROP,), KUBEADM_PREFIX)
 POLICIES: list[Policy] = [
-    stack_policy("cp-taint", "Control-plane nodes register with node-role.kubernetes.io/control-plane:NoSchedule "
+    stack_policy("cp-taint", f"Control-plane nodes register with {CONTROL_PLANE_KEY}:{CONTROL_PLANE_TAINT_EFFECT} "
                  "(unless the Cluster makes them schedulable, edge).", control_plane_taint, MANDATORY, _KUBEADM),
     stack_policy("cp-static-pod-qos", "Each control-plane static pod (etcd, kube-apiserver, kube-controller-manager, "
                  "kube-scheduler) is patched to Guaranteed QoS: requests == limits.", static_pod_qos,

@@ -10,7 +10,7 @@ from pulumi_policy import PolicyConfigSchema
 
 from ._data import Resource, dig
 from ._engine import MANDATORY, Policy, Scope, resource_policy
-from .contract import CONTROL_PLANE_KEYS, SYSTEM_NAMESPACES, WORKLOADS
+from .contract import BASE_SYSTEM_NAMESPACES, CONTROL_PLANE_KEYS, SYSTEM_NAMESPACES, WORKLOADS
 
 
 def workload_isolation(resource: Resource, system_namespaces: Iterable[str] = SYSTEM_NAMESPACES) -> list[str]:
@@ -66,6 +66,6 @@ POLICIES: list[Policy] = [
                     Scope(tuple(WORKLOADS)),
                     PolicyConfigSchema({"extraSystemNamespaces": {
                         "type": "array", "items": {"type": "string"},
-                        "description": "Namespaces allowed on control-plane nodes besides kube-system, "
-                                       "kube-public, kube-node-lease, hakube-system and the CNIs'."}})),
+                        "description": "Namespaces allowed on control-plane nodes besides "
+                                       f"{', '.join(BASE_SYSTEM_NAMESPACES)} and the CNIs'."}})),
 ]

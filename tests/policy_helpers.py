@@ -122,7 +122,7 @@ def two_hypervisors_run() -> MockRun:
 
 
 def kubeadm_doc(kind: str, *, bind_port: int | None = None, taints: list[dict[str, str]] | None = None,
-                patches: str | None = "/etc/kubernetes/patches") -> dict[str, Any]:
+                patches: str | None = contract.PATCHES_DIR) -> dict[str, Any]:
     doc: dict[str, Any] = {"apiVersion": "kubeadm.k8s.io/v1beta4", "kind": kind,
                            "nodeRegistration": {"criSocket": "unix:///run/containerd/containerd.sock"}}
     endpoint = {"advertiseAddress": "198.18.5.21", **({"bindPort": bind_port} if bind_port else {})}
@@ -185,7 +185,7 @@ def kubeadm_config_path(run: MockRun, node: str) -> str:
 
 
 def patch_path(target: str) -> str:
-    return f"/etc/kubernetes/patches/{target}+strategic.yaml"
+    return f"{contract.PATCHES_DIR}/{target}+strategic.yaml"
 
 
 def set_entry(node: str, path: str) -> str:
