@@ -81,6 +81,20 @@ def test_the_lab_tools_use_the_contract_values() -> None:
     """lab/fakecluster.py runs as `python -I` on a lab host, so it restates these."""
     assert fakecluster.TOKEN.pattern == f"^{contract.BOOTSTRAP_TOKEN}$"
     assert fakecluster.CONTROL_PLANE_COMPONENTS == contract.STATIC_PODS
+    source = Path(fakecluster.__file__).read_text()
+    assert f'labels["{contract.CONTROL_PLANE_KEY}"]' in source
+    for path in (kubeadm.INIT_CONFIG_PATH, kubeadm.JOIN_CONFIG_PATH):  # kubeadm's --config when none is given
+        assert f'option(argv, "--config") or "{path}"' in source
+
+
+@pytest.mark.parametrize(("script", "variable", "default"), [
+    ("kubeadm-init.sh", "KUBEADM_CONFIG", kubeadm.INIT_CONFIG_PATH),
+    ("kubeadm-init.sh", "PATCHES_DIR", contract.PATCHES_DIR),
+    ("kubeadm-join.sh", "KUBEADM_CONFIG", kubeadm.JOIN_CONFIG_PATH),
+])
+def test_script_defaults_are_the_paths_the_program_places(script: str, variable: str, default: str) -> None:
+    text = (SCRIPT_DIR / script).read_text()
+    assert re.findall(r"\$\{" + variable + r":-([^}]*)\}", text) == [default]
 
 
 def test_the_program_reads_the_contract() -> None:
