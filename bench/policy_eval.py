@@ -25,28 +25,15 @@ if str(REPO) not in sys.path:
 from bench.scale import _dev, topology  # noqa: E402
 from dryrun import policy_check  # noqa: E402
 from dryrun.mockrun import MockRun, run_program  # noqa: E402
+from policies._data import Stack  # noqa: E402
 
 SIZES = (0, 100, 1000)
 REPEATS = 5
 
 
-def stack_class() -> type:
-    """The pack's stack index, wherever the pack keeps it."""
-    import policies
-
-    for module in ("_data", "rules"):
-        try:
-            found = getattr(__import__(f"policies.{module}", fromlist=["Stack"]), "Stack", None)
-        except ImportError:
-            continue
-        if found is not None:
-            return found
-    raise RuntimeError(f"no Stack in {policies.__name__}")
-
-
 def counted_builds(run: MockRun, stack: str) -> int:
     """How many Stack objects one evaluation builds."""
-    cls = stack_class()
+    cls = Stack
     real_init = cls.__init__
     built = [0]
 

@@ -2,7 +2,7 @@
 
 For each size: the topology bench/scale.py generates (its `topology`), a fresh throwaway project and
 file backend (lab/pulumi_cli.py), `pulumi preview` with the real CLI, language host and providers that
-./scripts/tools builds (tests/realtools.py finds them), then once more with the policy pack
+./scripts/tools builds (lab/realtools.py finds them), then once more with the policy pack
 (`--policy-pack policies`, its venv made once); and the dry run of the same topology in a fresh
 interpreter (bench/scale.py --measure). Prints one row a size. Connects to no host: a first preview
 configures no provider that would (README, Policy pack / CI).
@@ -25,8 +25,8 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from bench import scale  # noqa: E402
+from lab import realtools  # noqa: E402
 from lab.pulumi_cli import Workspace, make_policy_pack  # noqa: E402
-from tests import realtools  # noqa: E402
 
 STACK = "scale"
 TOOLS = ("pulumi", "pulumi-language-python", "pulumi-resource-command", "pulumi-resource-kubernetes",

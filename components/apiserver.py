@@ -63,7 +63,8 @@ class ApiserverFiles(Component):
             # The cluster's, not the node's: the key outlives the node it was made on.
             pulumi.ResourceOptions(parent=self, depends_on=[admin.prerequisites]),
         )
-        return pulumi.Output.secret(step.stdout).apply(str.strip)
+        key: pulumi.Output[str] = pulumi.Output.secret(step.stdout)
+        return key.apply(str.strip)
 
     def rewrite_secrets(self, after: pulumi.Resource) -> pulumi.Resource:
         """The step rewriting every Secret with the write key once every apiserver has it first."""

@@ -6,6 +6,8 @@ from typing import Any
 
 import pulumi
 
+from policies.contract import component_type
+
 
 class Component(pulumi.ComponentResource):
     """A ComponentResource typed `hakube:index:<kind>` whose declared facts are its outputs too.
@@ -15,7 +17,7 @@ class Component(pulumi.ComponentResource):
     """
 
     def __init__(self, kind: str, name: str, props: dict[str, Any], opts: pulumi.ResourceOptions | None = None):
-        super().__init__(f"hakube:index:{kind}", name, props, opts)
+        super().__init__(component_type(kind), name, props, opts)
         self._props = props
 
     def finish(self, **outputs: Any) -> None:

@@ -71,7 +71,7 @@ class HypervisorHost(Component):
         self.base_image = self._base_image(cluster, host) if self.control_plane_pool else None
         self.finish()
 
-    def _bridge_network(self, role: str, bridge: str, opts: pulumi.ResourceOptions) -> libvirt.Network:
+    def _bridge_network(self, role: vm.NicRole, bridge: str, opts: pulumi.ResourceOptions) -> libvirt.Network:
         # The bridges already exist on the host (the operator's network); libvirt only attaches to them.
         return libvirt.Network(f"{self.hv.name}-net-{role.lower()}", name=vm.LIBVIRT_NETWORKS[role], mode="bridge",
                                bridge=bridge, autostart=True, opts=opts)

@@ -9,6 +9,8 @@ membership (drain, delete the Node, remove its etcd member; on the first control
 
 from __future__ import annotations
 
+import functools
+import operator
 from collections.abc import Mapping, Sequence
 
 import pulumi
@@ -82,14 +84,14 @@ class KubeadmCluster:
                 # The VIP must answer before init: kubeadm waits on controlPlaneEndpoint.
                 pulumi.ResourceOptions(parent=init_node, depends_on=[*files[roles.init_node], *lb_ready]),
             )
-            joined = self.init
+            joined: pulumi.Resource = self.init
             if roles.init_node != roles.admin_node:
                 # Promoted: the init node is removed like any member, from the admin node.
                 joined = self._membership(roles.init_node, init_node, self.init, control_plane=True)
             self.members[roles.init_node] = joined
 
         # Control-plane joins one at a time: etcd grows by one member, and is healthy, before the next.
-        previous = self.init
+        previous: pulumi.Resource | None = self.init
         for spec in cluster.control_plane.nodes:
             if spec.name != roles.init_node:
                 previous = self._join(spec, nodes[spec.name], files[spec.name], after=previous, control_plane=True)
@@ -99,8 +101,8 @@ class KubeadmCluster:
         # node is gone for the first control-plane join, and for its own files.
         anchor = self.init or self._first_member
         assert anchor is not None
-        for spec in cluster.workers:
-            self._join(spec, nodes[spec.name], files[spec.name], after=anchor, control_plane=False)
+        for worker in cluster.workers:
+            self._join(worker, nodes[worker.name], files[worker.name], after=anchor, control_plane=False)
 
         kubeconfig_cmd = run(
             "admin-kubeconfig", self.first_host, Step(Script("admin-kubeconfig.sh"), secret_stdout=True),
@@ -131,14 +133,14 @@ class KubeadmCluster:
             # Made right before this join: tokens live 30 minutes, uploaded certificates two hours.
             pulumi.ResourceOptions(parent=node, depends_on=[after] if after else []),
         )
-        env = pulumi.Output.secret(credentials.stdout).apply(
-            lambda out: kubeadm.join_credentials(out, control_plane))
+        stdout: pulumi.Output[str] = pulumi.Output.secret(credentials.stdout)
+        env = stdout.apply(functools.partial(kubeadm.join_credentials, control_plane=control_plane))
         names = ["JOIN_TOKEN", "CA_CERT_HASH", *(["CERTIFICATE_KEY"] if control_plane else [])]
         join_env = kubeadm.join_env(control_plane)
         join = run(
             f"{spec.name}-join", node.host,
             Step(Script("kubeadm-join.sh", join_env),
-                 secrets={name: env.apply(lambda values, n=name: values[n]) for name in names},
+                 secrets={name: env.apply(operator.itemgetter(name)) for name in names},
                  delete=(Script("node-reset.sh", join_env),), ignore_changes=KEEP),
             pulumi.ResourceOptions(parent=node, depends_on=[credentials, *files]),
         )

@@ -3,6 +3,7 @@ prerequisites (and, later, its kubelet and join)."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 
 import pulumi
@@ -60,7 +61,7 @@ class Node(Component):
         auth = registries.auth_file(cluster)
         if auth is not None:
             secrets = {login.variable: passwords[login.password_secret].apply(
-                lambda password, user=login.username: registries.auth_value(user, password))
+                functools.partial(registries.auth_value, login.username))
                 for login in registries.logins(cluster)}
             # containerd reads its configuration (and so the imported logins) at start.
             steps.append(FileSet(f"{name}-registry-auth", host, {registries.AUTH_PATH: auth}, mode="0600",

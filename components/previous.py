@@ -27,7 +27,8 @@ def previous_outputs() -> dict[str, Any]:
     if _read is None or _read[0] != run:
         name = f"{pulumi.get_organization()}/{pulumi.get_project()}/{pulumi.get_stack()}"
         ref = pulumi.StackReference("previous-deployment", stack_name=name)
-        values: dict[str, Any] = _sync_await(ref.outputs.future()) or {}
-        secret = set(_sync_await(ref.secret_output_names.future()) or [])
+        outputs: dict[str, Any] | None = _sync_await(ref.outputs.future())
+        names: list[str] | None = _sync_await(ref.secret_output_names.future())
+        values, secret = outputs or {}, set(names or [])
         _read = (run, {key: value for key, value in values.items() if key not in secret})
     return dict(_read[1])

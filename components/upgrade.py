@@ -63,9 +63,10 @@ class Upgrades:
         done: dict[str, pulumi.Resource] = {}
         parallelism = cluster.upgrade.worker_parallelism if rolling else max(len(cluster.workers), 1)
         waits = upgrade.worker_waits([w.name for w in cluster.workers], parallelism)
-        for spec in cluster.workers:
-            before = [done[waits[spec.name]]] if waits[spec.name] else last_control_plane
-            done[spec.name] = self._node_steps(spec.name, "worker", before, version)
+        for worker in cluster.workers:
+            wait = waits[worker.name]
+            before = [done[wait]] if wait else last_control_plane
+            done[worker.name] = self._node_steps(worker.name, "worker", before, version)
 
         # Certificate checks after the control-plane upgrades (kubeadm upgrade renews them too),
         # one node at a time: a renewal restarts that node's static pods.

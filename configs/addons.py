@@ -13,6 +13,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from configs import images
+from policies.contract import (
+    BASE_SYSTEM_NAMESPACES,
+    CNI_SYSTEM_NAMESPACES,
+    CONTROL_PLANE_KEYS,
+    HAKUBE_NAMESPACE,
+    METALLB_NAMESPACE,
+)
 from topology.model import Cluster
 
 
@@ -76,7 +83,7 @@ CNI_CHARTS: Mapping[str, Chart] = {
 }
 # MetalLB: tag metallb-chart-0.16.1 of metallb/metallb (charts/metallb/Chart.yaml). 0.15.x fails on
 # Kubernetes 1.36+: its ASN maximum breaks CRD validation (release notes 0.16.0, #3035; 0.16.1 #3054).
-METALLB_CHART = Chart("https://metallb.github.io/metallb", "metallb", "0.16.1", "metallb-system", "metallb")
+METALLB_CHART = Chart("https://metallb.github.io/metallb", "metallb", "0.16.1", METALLB_NAMESPACE, "metallb")
 # Gateway API: tag v1.6.1 of kubernetes-sigs/gateway-api; hack/build-install-yaml.sh builds the
 # release asset standard-install.yaml (the standard channel CRDs plus the safe-upgrade admission policy).
 GATEWAY_API_VERSION = "v1.6.1"
@@ -104,21 +111,11 @@ SMOKE_CONTAINER_PORT = 8080
 # Fixed so users and the check know where to look; inside the default NodePort range.
 SMOKE_NODE_PORT = 30080
 
-HAKUBE_NAMESPACE = "hakube-system"
 SMOKE_NAMESPACE = "hakube-smoke"
 SMOKE_NAME = "hakube-smoke"
-CONTROL_PLANE_KEY = "node-role.kubernetes.io/control-plane"
-# Taint keys and node labels that mean "control plane"; `master` is the pre-1.24 name, still refused
-# (as the policy pack does) so a manifest written for old clusters cannot slip through.
-CONTROL_PLANE_KEYS = (CONTROL_PLANE_KEY, "node-role.kubernetes.io/master")
+# The control-plane keys, namespaces and system namespaces come from policies/contract.py, which
+# the policy pack reads too; tests/test_contract.py holds the CEL below to the pack's verdicts.
 _KEYS_CEL = json.dumps(list(CONTROL_PLANE_KEYS))  # a JSON list of strings is a CEL list literal
-BASE_SYSTEM_NAMESPACES = ("kube-system", "kube-public", "kube-node-lease", HAKUBE_NAMESPACE)
-# Namespaces the CNI's own pods run in (they tolerate every taint, so they must be exempt).
-CNI_SYSTEM_NAMESPACES: Mapping[str, tuple[str, ...]] = {
-    "calico": ("tigera-operator", "calico-system", "calico-apiserver"),
-    "cilium": ("kube-system",),
-    "flannel": ("kube-flannel",),
-}
 # kube-controller-manager's default --node-cidr-mask-size: each node gets a /24 of the pod CIDR.
 NODE_POD_MASK = 24
 
@@ -150,10 +147,10 @@ def cni_values(cluster: Cluster) -> dict[str, Any]:
 def cni_pod_cidr(cni: str, values: Mapping[str, Any]) -> str:
     """Read the pod CIDR back out of a chart's values (what tests and reviewers check)."""
     if cni == "calico":
-        return values["installation"]["calicoNetwork"]["ipPools"][0]["cidr"]
+        return str(values["installation"]["calicoNetwork"]["ipPools"][0]["cidr"])
     if cni == "cilium":
-        return values["ipam"]["operator"]["clusterPoolIPv4PodCIDRList"][0]
-    return values["podCidr"]
+        return str(values["ipam"]["operator"]["clusterPoolIPv4PodCIDRList"][0])
+    return str(values["podCidr"])
 
 
 # --- namespaces and Pod Security Admission -----------------------------------------------------
@@ -297,7 +294,8 @@ def isolation_binding_spec() -> dict[str, Any]:
 
 def pod_spec_of(obj: Mapping[str, Any]) -> Mapping[str, Any]:
     """The pod spec inside a Pod or a workload's template (SPEC_EXPRESSION's twin)."""
-    return obj["spec"] if obj.get("kind") == "Pod" else obj["spec"]["template"]["spec"]
+    spec: Mapping[str, Any] = obj["spec"] if obj.get("kind") == "Pod" else obj["spec"]["template"]["spec"]
+    return spec
 
 
 def _tolerates_control_plane(spec: Mapping[str, Any]) -> bool:

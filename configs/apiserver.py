@@ -24,11 +24,12 @@ import posixpath
 from typing import Any
 
 from configs.yamltext import Quoted, dump
+from policies.contract import APISERVER_CONFIG_DIR as CONFIG_DIR
+from policies.contract import ENCRYPTION_CONFIG_PATH, ENCRYPTION_FLAG
 from topology.encryption import keys_needed, providers
 from topology.model import IDENTITY, Cluster
 
-CONFIG_DIR = "/etc/kubernetes/hakube"
-ENCRYPTION_CONFIG_PATH = f"{CONFIG_DIR}/encryption-config.yaml"
+# CONFIG_DIR, ENCRYPTION_CONFIG_PATH and ENCRYPTION_FLAG are the contract's: the encryption-at-rest rule reads them.
 AUDIT_POLICY_PATH = f"{CONFIG_DIR}/audit-policy.yaml"
 # apiserver-restart.sh's record of the files the running apiserver started with (their digest).
 STARTED_WITH_PATH = f"{CONFIG_DIR}/apiserver-started-with"
@@ -59,7 +60,7 @@ def encryption_config(cluster: Cluster) -> dict[str, Any]:
     # Quoted: the value file-set.sh puts in stays a string whatever its characters.
     keys = [{"name": name, "secret": Quoted(f"${{{key_variable(name)}}}")} for name in order if name != IDENTITY]
     secretbox = [{ENCRYPTION_PROVIDER: {"keys": keys}}] if keys else []
-    identity = [{"identity": {}}]
+    identity: list[dict[str, Any]] = [{IDENTITY: {}}]
     chain = identity + secretbox if order[0] == IDENTITY else secretbox + identity
     return {
         "apiVersion": "apiserver.config.k8s.io/v1",
@@ -93,7 +94,7 @@ def extra_args(cluster: Cluster) -> dict[str, str]:
     """kube-apiserver flags for ClusterConfiguration apiServer.extraArgs."""
     audit = cluster.audit
     return {
-        "encryption-provider-config": ENCRYPTION_CONFIG_PATH,
+        ENCRYPTION_FLAG: ENCRYPTION_CONFIG_PATH,
         "audit-policy-file": AUDIT_POLICY_PATH,
         "audit-log-path": audit.path,
         "audit-log-maxsize": str(audit.max_size_mb),
@@ -117,7 +118,7 @@ def restart_env(cluster: Cluster) -> dict[str, str]:
     """apiserver-restart.sh's environment."""
     # Only the flags whose file does something: an identity-only configuration or a policy that records
     # nothing changes nothing unread, so a cluster made before the flags may run with both off.
-    needed = [*(["encryption-provider-config"] if keys_needed(cluster) else []),
+    needed = [*([ENCRYPTION_FLAG] if keys_needed(cluster) else []),
               *(["audit-policy-file"] if cluster.audit.enabled else [])]
     flags = {name: extra_args(cluster)[name] for name in needed}
     return {"CONFIG_FILES": " ".join(sorted(node_files(cluster))), "STARTED_WITH": STARTED_WITH_PATH,

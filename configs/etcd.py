@@ -15,6 +15,7 @@ from typing import Any
 
 from configs.scripts import script
 from configs.systemd import Unit, environment_file, unit_text
+from policies.contract import SNAPSHOT_ENV_PATH, SNAPSHOT_TIMER_PATH, SNAPSHOT_UNIT
 from topology.model import BackupTarget, Cluster, time_span_seconds
 from topology.rules import backup_target_address
 
@@ -28,11 +29,11 @@ KNOWN_HOSTS_PATH = f"{BACKUP_STATE_DIR}/known_hosts"
 # kubeadm's etcd listens on 127.0.0.1 as well as on the node's controlPlaneAddress: the local
 # member answers even when the control-plane network is down.
 LOCAL_ENDPOINT = "https://127.0.0.1:2379"
-UNIT_NAME = "hakube-etcd-snapshot"
+UNIT_NAME = SNAPSHOT_UNIT
 SERVICE_PATH = f"/etc/systemd/system/{UNIT_NAME}.service"
-TIMER_PATH = f"/etc/systemd/system/{UNIT_NAME}.timer"
+TIMER_PATH = SNAPSHOT_TIMER_PATH  # the pack's etcd-offsite-snapshots rule reads these two
 INSTALLED_SCRIPT_PATH = "/usr/local/lib/hakube/etcd-snapshot.sh"
-ENV_PATH = "/etc/hakube/etcd-snapshot.env"
+ENV_PATH = SNAPSHOT_ENV_PATH
 # Why a snapshot was taken: part of its file name (etcd-snapshot.sh).
 REASONS = ("scheduled", "pre-upgrade", "pre-removal", "manual")
 

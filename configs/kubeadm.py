@@ -41,6 +41,17 @@ from configs.loadbalancer import backend_drain_s
 from configs.remote import Script
 from configs.vm import ETCD_MOUNT
 from configs.yamltext import Quoted, dump
+from policies.contract import (
+    BOOTSTRAP_TOKEN,
+    CA_CERT_HASH,
+    CERTIFICATE_KEY,
+    CONTROL_PLANE_KEY,
+    CONTROL_PLANE_TAINT_EFFECT,
+    CPU_MANAGER_OPTIONS,
+    KUBEADM_DIR,
+    PATCHES_DIR,
+    STATIC_PODS,
+)
 from topology.model import Cluster, ControlPlaneNode, Worker
 from topology.sizing import NODE_HEADROOM, STATIC_POD_SIZES, Size, static_pod_budget
 from topology.sizing import node_capacity as node_capacity
@@ -49,11 +60,9 @@ from topology.versions import KUBEADM_API_VERSION
 
 Node = ControlPlaneNode | Worker
 
-KUBEADM_DIR = "/etc/kubernetes/kubeadm"
 INIT_CONFIG_PATH = f"{KUBEADM_DIR}/init.yaml"
 JOIN_CONFIG_PATH = f"{KUBEADM_DIR}/join.yaml"
 UPGRADE_CONFIG_PATH = f"{KUBEADM_DIR}/upgrade.yaml"
-PATCHES_DIR = "/etc/kubernetes/patches"
 # A stopping kube-apiserver (SIGTERM: an upgrade, a manifest change) fails /readyz at once but keeps
 # serving this long, so HAProxy marks it down before its listener closes: no client request is reset
 # (measured in tests/test_failover_real_netns.py). kubeadm sets none; without it one request in ~100 failed.
@@ -77,7 +86,7 @@ APPLY_KUBELET_RECORD = Script("kubelet-cpu-manager.sh", {"KUBELET_RECORD": KUBEL
 # configs/scripts/kubelet-cpu-manager.sh keeps its CPU manager fields in line afterwards.
 KUBELET_CONFIG_PATH = "/var/lib/kubelet/config.yaml"
 KUBELET_API_VERSION = "kubelet.config.k8s.io/v1beta1"
-CONTROL_PLANE_TAINT = {"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}
+CONTROL_PLANE_TAINT = {"key": CONTROL_PLANE_KEY, "effect": CONTROL_PLANE_TAINT_EFFECT}
 # kubeadm init creates a bootstrap token whatever the config says (24 h by default); hakube never
 # uses it (each join gets a fresh one), so it expires soon.
 INIT_TOKEN_TTL = "15m0s"
@@ -88,7 +97,7 @@ DEFAULT_RESERVED_CPUS = "0"
 # container whole physical cores (no sibling hyperthread shared with another pod), and
 # strict-cpu-reservation keeps reservedSystemCPUs out of every pod's pool, Burstable and BestEffort
 # included, not only out of the exclusive allocations.
-CPU_MANAGER_POLICY_OPTIONS = {"full-pcpus-only": "true", "strict-cpu-reservation": "true"}
+CPU_MANAGER_POLICY_OPTIONS = dict.fromkeys(CPU_MANAGER_OPTIONS, "true")
 # The kubelet's own hard eviction defaults (pkg/kubelet/eviction/defaults_linux.go), written out:
 # the Memory Manager's reservedMemory must add up to exactly this memory.available threshold plus
 # kubeReserved and systemReserved memory (none here), so the number is stated, not assumed.
@@ -103,12 +112,12 @@ RESERVED_MEMORY_NUMA_NODE = 0
 JOIN_SECRET_PLACEHOLDERS = {name: f"${{{name}}}" for name in ("JOIN_TOKEN", "CA_CERT_HASH", "CERTIFICATE_KEY")}
 # What kubeadm-token.sh prints (one JSON line) -> kubeadm-join.sh's variable, with the value's shape.
 JOIN_CREDENTIALS = {
-    "token": ("JOIN_TOKEN", re.compile(r"[a-z0-9]{6}\.[a-z0-9]{16}")),
-    "caCertHash": ("CA_CERT_HASH", re.compile(r"sha256:[a-f0-9]{64}")),
-    "certificateKey": ("CERTIFICATE_KEY", re.compile(r"[a-f0-9]{64}")),
+    "token": ("JOIN_TOKEN", re.compile(BOOTSTRAP_TOKEN)),
+    "caCertHash": ("CA_CERT_HASH", re.compile(CA_CERT_HASH)),
+    "certificateKey": ("CERTIFICATE_KEY", re.compile(CERTIFICATE_KEY)),
 }
 
-STATIC_POD_COMPONENTS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "etcd")
+STATIC_POD_COMPONENTS = STATIC_PODS  # kubeadm's patch targets, in rendering order
 KUBELET_PATCH_NAME = "kubeletconfiguration+merge.yaml"
 
 

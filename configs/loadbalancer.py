@@ -96,7 +96,7 @@ def backend_drain_s() -> float:
     fastinter, each also up to timeout_check."""
     t = HAPROXY_TUNING
     check = _seconds(str(t["timeout_check"]))
-    return _seconds(str(t["inter"])) + check + (int(t["fall"]) - 1) * (_seconds(str(t["fastinter"])) + check)
+    return _seconds(str(t["inter"])) + check + (int(str(t["fall"])) - 1) * (_seconds(str(t["fastinter"])) + check)
 
 
 # keepalived track script (whole seconds only): HAProxy dead -> FAULT within one interval. One

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from dryrun.mockrun import SECRET_MARK, MockRun, public
+from policies.contract import FILE_DROP, FILE_SET, NODE
 
 
 class PlanError(RuntimeError):
@@ -154,8 +155,8 @@ def plan_text(stack: str, table: list[dict[str, Any]], outputs: dict[str, Any]) 
 
 # Components that list the files their step places ({path, content, mode}): a FileSet, and a Node
 # (node-prereqs.sh's containerd configuration).
-_LISTING = ("hakube:index:FileSet", "hakube:index:Node")
-_PLACING = ("hakube:index:FileDrop", *_LISTING)
+_LISTING = (FILE_SET, NODE)
+_PLACING = (FILE_DROP, *_LISTING)
 
 
 def _hide_secrets(content: str, names: list[str]) -> str:
@@ -172,7 +173,7 @@ def files_for_hosts(run: MockRun) -> dict[str, str]:
         if r.type not in _PLACING and "artifacts" not in r.inputs:
             continue  # most records: nothing to place, so no copy of their inputs
         inputs = public(r.inputs)
-        if r.type == "hakube:index:FileDrop":
+        if r.type == FILE_DROP:
             files[f"hosts/{inputs['host']}/{inputs['path'].lstrip('/')}"] = inputs["content"]
         for placed in inputs.get("files") or [] if r.type in _LISTING else []:
             files[f"hosts/{inputs['host']}/{placed['path'].lstrip('/')}"] = _hide_secrets(

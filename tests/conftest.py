@@ -3,7 +3,7 @@
 `@pytest.mark.tool("haproxy", "keepalived")`, `@pytest.mark.realtool("kubeadm")` and `@pytest.mark.root`
 skip with a reason on a developer machine without them; under CI=true a missing tool or root is a
 failure, so CI can never pass by skipping the real checks. The one exception: a realtool that
-./scripts/tools cannot build on this kind of machine (tests/realtools.py NOT_BUILT) skips, naming why.
+./scripts/tools cannot build on this kind of machine (lab/realtools.py NOT_BUILT) skips, naming why.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from tests import realtools  # noqa: E402  (needs REPO on sys.path)
+from lab import realtools  # noqa: E402  (needs REPO on sys.path)
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
@@ -41,7 +41,7 @@ def _unmet(item: pytest.Item) -> list[str]:
 
 
 def _not_built(item: pytest.Item) -> list[str]:
-    """Missing binaries no machine of this kind can build (tests/realtools.py NOT_BUILT), with why."""
+    """Missing binaries no machine of this kind can build (lab/realtools.py NOT_BUILT), with why."""
     wanted = {tool for mark in item.iter_markers("realtool") for tool in mark.args}
     return [f"{tool}: {realtools.NOT_BUILT[tool]}" for tool in sorted(wanted & set(realtools.NOT_BUILT))
             if tool in realtools.missing((tool,))]

@@ -25,7 +25,8 @@ import yaml
 
 from configs.etcd_recovery import Member, Step
 from configs.remote import command_line, secret_stdin
-from tests.netlab import HostSpec, Lab, wait_until
+from lab.procs import wait_until
+from tests.netlab import HostSpec, Lab
 
 SUBNET = "198.18.210"
 PREFIX = 24

@@ -21,9 +21,9 @@ from pathlib import Path
 
 from configs import apiserver
 from lab import realcp
+from lab.realtools import path_of
 from tests.mockgraph import stack_hosts
 from tests.netlab import Lab, LbLab, PairSetup, WatchSetup, control_plane_host
-from tests.realtools import path_of
 from topology import Cluster, load_stack_file
 
 REPO = Path(__file__).resolve().parent.parent

@@ -342,3 +342,48 @@ def mutated(draw: st.DrawFn, base: st.SearchStrategy[dict[str, Any]] | None = No
     for _ in range(draw(st.integers(1, max_mutations))):
         draw(_mutate_once(data))
     return data
+
+
+# -- pod specs for the control-plane isolation predicate (CEL, its Python twin, the pack) --------
+
+_ISOLATION_KEYS = ("node-role.kubernetes.io/control-plane", "node-role.kubernetes.io/master", "zone", "")
+
+
+@st.composite
+def _toleration(draw: st.DrawFn) -> dict[str, Any]:
+    toleration: dict[str, Any] = {}
+    _maybe(draw, toleration, "key", draw(st.sampled_from(_ISOLATION_KEYS)))
+    _maybe(draw, toleration, "operator", draw(st.sampled_from(("Exists", "Equal"))))
+    _maybe(draw, toleration, "effect", draw(st.sampled_from(("NoSchedule", "NoExecute"))))
+    return toleration
+
+
+_expressions = st.lists(st.fixed_dictionaries({
+    "key": st.sampled_from(_ISOLATION_KEYS[:3]),
+    "operator": st.sampled_from(("In", "NotIn", "Exists", "DoesNotExist")),
+}), max_size=3)
+_terms = st.lists(st.one_of(st.just({}), st.fixed_dictionaries({"matchExpressions": _expressions})), max_size=2)
+
+
+@st.composite
+def _node_affinity(draw: st.DrawFn) -> dict[str, Any]:
+    affinity: dict[str, Any] = {}
+    _maybe(draw, affinity, "requiredDuringSchedulingIgnoredDuringExecution", {"nodeSelectorTerms": draw(_terms)})
+    _maybe(draw, affinity, "preferredDuringSchedulingIgnoredDuringExecution",
+           [{"weight": 1, "preference": term} for term in draw(_terms)])
+    return affinity
+
+
+@st.composite
+def isolation_pod_specs(draw: st.DrawFn) -> dict[str, Any]:
+    """Pod specs in the shapes the API server admits: tolerations with or without key, operator
+    and effect; nodeSelector and node affinity on control-plane and other keys."""
+    spec: dict[str, Any] = {"containers": [{"name": "c", "image": "nginx"}]}
+    _maybe(draw, spec, "tolerations", draw(st.lists(_toleration(), max_size=3)))
+    _maybe(draw, spec, "nodeSelector", dict.fromkeys(draw(st.sets(st.sampled_from(_ISOLATION_KEYS[:3]), max_size=2)),
+                                                     ""))
+    affinity = draw(st.one_of(st.none(), st.just({"podAntiAffinity": {}}), _node_affinity().map(
+        lambda node: {"nodeAffinity": node})))
+    if affinity is not None:
+        spec["affinity"] = affinity
+    return spec

@@ -1,6 +1,7 @@
 """The control-plane isolation ValidatingAdmissionPolicy: its CEL, evaluated with cel-python the way
 the API server does (variables in order, then the validation), and its Python twin, held to the
-same verdict and the same message on one table of cases."""
+same verdict and the same message on one table of cases and on random pod specs; the policy pack's
+workload-isolation rule, held to the same admit/refuse verdicts."""
 
 from __future__ import annotations
 
@@ -9,13 +10,17 @@ from typing import Any
 import celpy
 import pytest
 from celpy import celtypes
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from configs import addons as cfg
+from policies import _data, contract, workloads
 from tests.mockgraph import stack_cluster
+from tests.strategies import isolation_pod_specs
 from topology import load_cluster
 
-CP = cfg.CONTROL_PLANE_KEY
-MASTER = "node-role.kubernetes.io/master"
+CP = contract.CONTROL_PLANE_KEY
+MASTER = contract.CONTROL_PLANE_KEYS[1]
 CALICO = load_cluster(stack_cluster("dev"))  # the dev stack runs calico
 SYSTEM = cfg.system_namespaces(CALICO)
 ENV = celpy.Environment()
@@ -132,9 +137,9 @@ def test_system_namespaces_follow_the_cni(cni: str, own: str) -> None:
     data = stack_cluster("dev") | {"addons": {"cni": cni}}
     system = cfg.system_namespaces(load_cluster(data))
     assert own in system
-    assert set(cfg.BASE_SYSTEM_NAMESPACES) <= set(system)
-    others = {ns for other, names in cfg.CNI_SYSTEM_NAMESPACES.items() if other != cni for ns in names}
-    assert not (others - set(cfg.BASE_SYSTEM_NAMESPACES)) & set(system)
+    assert set(contract.BASE_SYSTEM_NAMESPACES) <= set(system)
+    others = {ns for other, names in contract.CNI_SYSTEM_NAMESPACES.items() if other != cni for ns in names}
+    assert not (others - set(contract.BASE_SYSTEM_NAMESPACES)) & set(system)
     spec = cfg.isolation_policy_spec(load_cluster(data))
     namespace_variable = next(v for v in spec["variables"] if v["name"] == "systemNamespace")
     assert f'"{own}"' in namespace_variable["expression"]
@@ -162,3 +167,27 @@ def test_variables_only_use_earlier_variables() -> None:
     for i, v in enumerate(POLICY["variables"]):
         for later in names[i:]:
             assert f"variables.{later}" not in v["expression"], (v["name"], later)
+
+
+def pack_refuses(obj: dict[str, Any], namespace: str) -> bool:
+    """The pack's workload-isolation rule on `obj` as a resource in `namespace` (the cluster's exemptions)."""
+    type_ = {"Pod": "kubernetes:core/v1:Pod", "Deployment": "kubernetes:apps/v1:Deployment"}[obj["kind"]]
+    resource = _data.Resource(urn=f"urn:x::{type_}::w", type=type_, name="w",
+                              props={"metadata": {"namespace": namespace}, "spec": obj["spec"]})
+    return bool(workloads.workload_isolation(resource, SYSTEM))
+
+
+@pytest.mark.parametrize(("obj", "namespace", "reason"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_the_pack_refuses_what_the_policy_refuses(obj: dict[str, Any], namespace: str, reason: str | None) -> None:
+    if obj["kind"] in ("Pod", "Deployment"):
+        assert pack_refuses(obj, namespace) == (reason is not None)
+
+
+@settings(max_examples=200, deadline=None)
+@given(isolation_pod_specs(), st.sampled_from([*SYSTEM, "default", "apps", "kube-flannel", "metallb-system"]),
+       st.booleans())
+def test_cel_twin_and_pack_agree_on_random_pod_specs(spec: dict[str, Any], namespace: str, as_pod: bool) -> None:
+    obj = {"kind": "Pod", "spec": spec} if as_pod else {"kind": "Deployment", "spec": {"template": {"spec": spec}}}
+    verdict = cel_verdict(obj, namespace)
+    assert cfg.pod_violates_isolation(spec, namespace, SYSTEM) == verdict
+    assert pack_refuses(obj, namespace) == (verdict is not None)

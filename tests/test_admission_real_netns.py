@@ -19,15 +19,16 @@ import pytest
 from configs import addons as cfg
 from lab import k8sprovider
 from lab.procs import wait_until
+from lab.realtools import path_of
+from policies import contract
 from tests.realcplab import REAL_TOOLS, Running, real_control_plane, stack_cluster
-from tests.realtools import path_of
 
 pytestmark = [pytest.mark.root, pytest.mark.realtool(*REAL_TOOLS, "pulumi-resource-kubernetes"),
               pytest.mark.tool("curl")]
 
 CLUSTER = stack_cluster("dev")
 PROGRAM = Path(k8sprovider.__file__).resolve()
-TOLERATE_CP = [{"key": cfg.CONTROL_PLANE_KEY, "operator": "Exists", "effect": "NoSchedule"}]
+TOLERATE_CP = [{"key": contract.CONTROL_PLANE_KEY, "operator": "Exists", "effect": "NoSchedule"}]
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +87,7 @@ def test_the_apiserver_refuses_a_pod_tolerating_the_control_plane_taint(
 def test_the_apiserver_refuses_a_pod_selecting_control_plane_nodes(
         applied: tuple[Running, list[dict[str, Any]]]) -> None:
     running, _ = applied
-    ok, out = _create(running, _pod("selects", cfg.SMOKE_NAMESPACE, nodeSelector={cfg.CONTROL_PLANE_KEY: ""}))
+    ok, out = _create(running, _pod("selects", cfg.SMOKE_NAMESPACE, nodeSelector={contract.CONTROL_PLANE_KEY: ""}))
     assert not ok and cfg.ISOLATION_REASONS["selectsControlPlane"] in out, out
 
 

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
+from dryrun.mockrun import REPO
 from topology import ROOT, TopologyError, load_stack_file
 
-REPO = Path(__file__).resolve().parent.parent
 CORPUS = sorted((REPO / "tests" / "bad_inputs").glob("*.yaml"))
 PREFIX = "# expect: "
 VENV_PYTHON = REPO / ".venv" / "bin" / "python"

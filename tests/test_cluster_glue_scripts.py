@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.hostsim import ScratchHost
+from lab.hostsim import ScratchHost
 
 
 @pytest.mark.tool("bash")

@@ -1,4 +1,4 @@
-"""config-drop.sh and lb-prepare.sh run for real under bash against a scratch root (tests/hostsim.py),
+"""config-drop.sh and lb-prepare.sh run for real under bash against a scratch root (lab/hostsim.py),
 with PATH shims standing in for the daemons' checkers, systemctl and the package tools."""
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ import pytest
 
 from configs.loadbalancer import CHECKERS, config_drop, render_haproxy
 from configs.remote import command_line
-from tests.hostsim import ScratchHost
+from dryrun.mockrun import REPO
+from lab.hostsim import ScratchHost
 from topology import load_stack_file
 
-REPO = Path(__file__).resolve().parent.parent
 DEST = "/etc/fakeproxy/fakeproxy.cfg"
 OLD = "listen old\n"
 NEW = "listen new\n"

@@ -1,4 +1,5 @@
-"""topology/cpuset.py: Linux cpuset strings parsed and formatted."""
+"""topology/cpuset.py: Linux cpuset strings parsed and formatted; the policy pack's own parser
+(policies/_data.py, which cannot import topology/) gives the same verdicts."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from policies import _data as pack_data
 from topology.cpuset import MAX_CORE, CpusetError, format_cpuset, parse_cpuset
 
 
@@ -58,6 +60,8 @@ def test_refused(text: str, why: str) -> None:
     with pytest.raises(CpusetError) as refused:
         parse_cpuset(text)
     assert str(refused.value) == why
+    with pytest.raises(ValueError):  # what the pack refuses, e.g. "1,1": it once took repeats
+        pack_data.parse_cpuset(text)
 
 
 core_sets = st.sets(st.integers(0, MAX_CORE), min_size=1, max_size=64)
@@ -97,3 +101,29 @@ def test_any_text_parses_or_raises_cpuset_error(text: str) -> None:
         return
     assert cores == tuple(sorted(set(cores))) and all(0 <= c <= MAX_CORE for c in cores)
     assert parse_cpuset(format_cpuset(cores)) == cores
+
+
+def pack_verdict(text: str) -> tuple[int, ...] | None:
+    try:
+        return tuple(sorted(pack_data.parse_cpuset(text)))
+    except ValueError:
+        return None
+
+
+def topology_verdict(text: str) -> tuple[int, ...] | None:
+    try:
+        return parse_cpuset(text)
+    except CpusetError:
+        return None
+
+
+_ranges = st.lists(st.tuples(st.integers(0, MAX_CORE + 2), st.integers(-2, 12)), min_size=1, max_size=6).map(
+    lambda parts: ",".join(f"{a}-{a + w}" if w else str(a) for a, w in parts))
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.one_of(st.text(alphabet="0123456789-, \n\t٣x+_", max_size=20), _ranges))
+def test_the_pack_parser_agrees_with_topology(text: str) -> None:
+    """Same cores, or both refuse: random text and random (sometimes reversed, repeated or too
+    high) ranges."""
+    assert pack_verdict(text) == topology_verdict(text)

@@ -9,9 +9,8 @@ from pathlib import Path
 
 import yaml
 
-from policies import pack
-
-REPO = Path(__file__).resolve().parent.parent
+from dryrun.mockrun import REPO
+from policies import _engine, pack
 
 
 def dry_run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -73,11 +72,11 @@ def test_stack_rules_read_the_inputs_of_resources_whose_outputs_a_preview_does_n
         pinning.validate(StackValidationArgs(resources, None), lambda message, urn=None: found.append(message))
         return found
 
-    pack._INPUTS.clear()
+    _engine._INPUTS.clear()
     assert any("has no xml.xslt" in m for m in stack_violations())  # read as absent, not as unknown
     secrets = next(p for p in pack.POLICIES if p.name == "secrets")
     for r in stack_graph("dev").run.records:  # Analyze: every resource's inputs, before AnalyzeStack
         secrets.validate(ResourceValidationArgs(r.type, policy_check.engine_props(r.inputs), r.urn, r.name,
                                                 policy_check._options(r), None, None), lambda *_: None)
     assert stack_violations() == []
-    pack._INPUTS.clear()
+    _engine._INPUTS.clear()

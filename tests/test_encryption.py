@@ -18,10 +18,10 @@ from configs import apiserver, kubeadm
 from dryrun.mockrun import MockRun, run_program
 from dryrun.output import write_tree
 from dryrun.plan import resource_table
-from policies import pack, rules
-from tests.hostsim import ScratchHost
+from lab.hostsim import ScratchHost
+from policies import contract, pack
 from tests.mockgraph import closure_of, cluster_copy, graph, stack_graph
-from tests.test_policies import POLICY, resource_violations, stack_violations
+from tests.policy_helpers import POLICY, resource_violations, stack_violations
 from topology import TopologyError, load_cluster
 from topology import encryption as enc
 
@@ -216,9 +216,9 @@ def test_init_config_points_the_apiserver_at_both_files_and_mounts_their_directo
                       "/var/log/k8s-audit": ("/var/log/k8s-audit", False)}
 
 
-def test_the_pack_names_the_paths_the_configs_use() -> None:
-    assert rules.ENCRYPTION_CONFIG_PATH == apiserver.ENCRYPTION_CONFIG_PATH
-    assert rules.APISERVER_FILES == "hakube:index:ApiserverFiles"
+def test_the_pack_reads_the_component_the_program_declares() -> None:
+    assert contract.APISERVER_FILES == "hakube:index:ApiserverFiles"
+    assert stack_graph("dev").by_name["apiserver-files"]["type"] == contract.APISERVER_FILES
 
 
 # -- the steps -----------------------------------------------------------------------------------------

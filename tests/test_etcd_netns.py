@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 
 from configs.scripts import SCRIPT_DIR
-from tests import realtools
-from tests.netlab import HostSpec, Lab, wait_until
+from lab import realtools
+from lab.procs import wait_until
+from tests.netlab import HostSpec, Lab
 
 SUBNET = "198.18.200"
 MEMBERS = ("e1", "e2", "e3")

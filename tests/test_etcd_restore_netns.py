@@ -22,9 +22,9 @@ import pytest
 
 from configs import etcd as etcd_config
 from configs import etcd_recovery
+from lab.procs import wait_until
 from recovery.run import StepFailed, execute
 from tests.etcdlab import BACKUP_ADDRESS, KEY_PREFIX, BackupHost, EtcdLab, LabMember, LabRunner, lab_members
-from tests.netlab import wait_until
 
 pytestmark = [pytest.mark.root, pytest.mark.tool("etcd", "etcdctl", "sshd", "ssh", "ssh-keygen")]
 

@@ -22,10 +22,10 @@ from configs import etcd
 from configs.remote import command_line, secret_stdin
 from configs.systemd import environment_file, unit_text
 from dryrun.mockrun import REPO
-from policies import pack, rules
-from tests.hostsim import ScratchHost
+from lab.hostsim import ScratchHost
+from policies import data_safety, pack
 from tests.mockgraph import Graph, closure_of, cluster_copy, graph, stack_graph
-from tests.test_policies import POLICY, check_resource, stack_violations
+from tests.policy_helpers import POLICY, check_resource, stack_violations
 from topology import ROOT, TopologyError, load_cluster
 from topology.model import time_span_seconds
 from topology.versions import DEFAULT_VERSION
@@ -161,7 +161,7 @@ def test_every_control_plane_node_gets_the_units_script_and_its_settings() -> No
         files = {f["path"]: f for f in g.by_name[f"{cp}-etcd-snapshot"]["inputs"]["files"]}
         assert set(files) == {etcd.SERVICE_PATH, etcd.TIMER_PATH, etcd.INSTALLED_SCRIPT_PATH, etcd.ENV_PATH}
         assert g.by_name[f"{cp}-etcd-snapshot"]["parent"] == cp
-        env = rules.environment_file(files[etcd.ENV_PATH]["content"])
+        env = data_safety.environment_file(files[etcd.ENV_PATH]["content"])
         # hv1 by name: its address comes from the hypervisor entry.
         assert env == {"CLUSTER_NAME": "dev", "NODE_NAME": cp, "SNAPSHOT_DIR": etcd.SNAPSHOT_DIR, "KEEP": "5",
                        "REASON": "scheduled", "ETCDCTL_ENDPOINTS": "https://127.0.0.1:2379", "TARGET_NAME": "hv1",
@@ -277,7 +277,7 @@ def test_disabled_snapshots_stop_the_timer_and_take_no_snapshot_steps() -> None:
 def test_without_a_target_no_key_step_and_the_policy_objects() -> None:
     g = graph(_with_snapshots("dev"))
     assert not [row for row in g.table if row["name"].endswith("-etcd-backup-key")]
-    env = rules.environment_file(next(f for f in g.by_name["cp1-etcd-snapshot"]["inputs"]["files"]
+    env = data_safety.environment_file(next(f for f in g.by_name["cp1-etcd-snapshot"]["inputs"]["files"]
                                       if f["path"] == etcd.ENV_PATH)["content"])
     assert "TARGET_ADDRESS" not in env
     found = stack_violations("etcd-offsite-snapshots", g.run)

@@ -16,16 +16,15 @@ when an apiserver's host vanishes. One lab serves every scenario; each ends by r
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
+from dryrun.mockrun import REPO
 from tests.netlab import LbLab, Measurement, client_address, hakube_setup, run_scenario
 from topology import load_stack_file
 
 pytestmark = [pytest.mark.root, pytest.mark.tool("haproxy", "keepalived", "curl", "openssl")]
 
-REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")

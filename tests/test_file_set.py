@@ -11,7 +11,7 @@ import yaml
 
 from configs.kubeadm import KUBELET_RECORD_PATH
 from configs.remote import file_set_stdin
-from tests.hostsim import ScratchHost
+from lab.hostsim import ScratchHost
 from tests.mockgraph import stack_graph
 
 JOIN = "/etc/kubernetes/kubeadm/join.yaml"

@@ -25,7 +25,7 @@ import pytest
 from configs import vm
 from configs.scripts import SCRIPT_DIR, script
 from dryrun.mockrun import REPO
-from tests.hostsim import ScratchHost
+from lab.hostsim import ScratchHost
 from tests.mockgraph import stack_graph
 from topology import Cluster, load_stack_file
 from topology.model import DEFAULT_VM_IMAGE_URL, UBUNTU_CLOUD_IMAGE_KEY_FINGERPRINT, VmImage

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from configs import addons, containerd, images, kubeadm
-from tests import realtools
+from lab import realtools
 from tests.mockgraph import cluster_copy
 from topology import load_cluster
 from topology.versions import SUPPORTED, minor_of

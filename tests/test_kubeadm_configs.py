@@ -17,6 +17,7 @@ import yaml
 from configs import kubeadm
 from configs.loadbalancer import backend_drain_s
 from dryrun.mockrun import REPO
+from policies import contract
 from tests.mockgraph import stack_graph
 from topology import Cluster, ControlPlaneNode, load_stack_file
 from topology.cpuset import parse_cpuset
@@ -63,7 +64,7 @@ KNOWN_FIELDS = {
     "controlPlane": {"localAPIEndpoint", "certificateKey"},
     "taints": {"key", "value", "effect", "timeAdded"},
 }
-TOKEN_LIKE = re.compile(r"[a-z0-9]{6}\.[a-z0-9]{16}|[a-f0-9]{64}")
+TOKEN_LIKE = re.compile(f"{contract.BOOTSTRAP_TOKEN}|{contract.CERTIFICATE_KEY}")
 
 
 def _docs(text: str) -> dict[str, dict[str, Any]]:

@@ -31,9 +31,9 @@ from configs import apiserver, kubeadm
 from configs.vm import ETCD_MOUNT
 from dryrun.mockrun import REPO
 from lab import controlplane
-from tests.hostsim import ScratchHost
+from lab.hostsim import ScratchHost
+from lab.realtools import path_of
 from tests.mockgraph import stack_hosts
-from tests.realtools import path_of
 from topology import Cluster, ControlPlaneNode, load_stack_file
 
 STACKS = ("dev", "edge", "prod")

@@ -18,7 +18,7 @@ import yaml
 from configs import kubeadm
 from configs.remote import command_line, secret_stdin
 from dryrun.mockrun import REPO
-from tests.hostsim import ScratchHost
+from lab.hostsim import ScratchHost
 from topology import load_stack_file
 
 DEV = load_stack_file(REPO / "Pulumi.dev.yaml")

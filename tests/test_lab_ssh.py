@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from configs.loadbalancer import CONFIG_PATHS, lb_nodes, render_haproxy, render_keepalived
+from dryrun.mockrun import REPO
 from lab import PRIVATE_DIRS, LabError, SshLab
 from lab.procs import start_time, wait_until
 from lab.sshlab import SHIMS
@@ -32,7 +33,6 @@ from topology import Cluster, load_stack_file
 pytestmark = [pytest.mark.root,
               pytest.mark.tool("sshd", "ssh", "sudo", "unshare", "nsenter", "haproxy", "keepalived", "curl", "openssl")]
 
-REPO = Path(__file__).resolve().parent.parent
 LB_STEPS = ("lb-prepare", "haproxy-apply", "keepalived-apply")  # the order their dependencies give
 CERT_DIR = "/etc/hakube-lab"
 # The machine's own files a lab host writes its versions of: they must not change.

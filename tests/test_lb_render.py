@@ -27,10 +27,10 @@ from configs.loadbalancer import (
     render_keepalived,
     vrrp_priorities,
 )
+from dryrun.mockrun import REPO
 from topology import Cluster, load_cluster, load_stack_file, read_stack_file
 from topology.load import ROOT as CONFIG_ROOT
 
-REPO = Path(__file__).resolve().parent.parent
 STACKS = ("dev", "edge", "prod")
 
 

@@ -14,7 +14,7 @@ import pytest
 from configs.containerd import containerd_config
 from configs.scripts import LIB_SOURCE, SCRIPT_DIR, all_scripts, script
 from dryrun.mockrun import REPO
-from tests.hostsim import ScratchHost
+from lab.hostsim import ScratchHost
 from topology import load_stack_file
 
 CLUSTER = load_stack_file(REPO / "Pulumi.dev.yaml")

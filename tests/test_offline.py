@@ -24,8 +24,8 @@ from bench.plan_shape import blast_radius, plan_table
 from bench.scale import topology
 from configs import proxy, registries
 from dryrun.mockrun import REPO
-from tests import realtools
-from tests.hostsim import ScratchHost
+from lab import realtools
+from lab.hostsim import ScratchHost
 from tests.mockgraph import Graph, cluster_copy, graph
 from tests.sites import README, site_cluster, site_settings
 from topology import ROOT, load_cluster

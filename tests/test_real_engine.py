@@ -1,5 +1,5 @@
 """hakube under the real Pulumi engine: the CLI, the Python language host, the providers and the policy
-pack that ./scripts/tools builds (tests/realtools.py finds them), on a throwaway project with a local
+pack that ./scripts/tools builds (lab/realtools.py finds them), on a throwaway project with a local
 file backend (lab/pulumi_cli.py).
 
 Previews: each committed stack previews with `--policy-pack policies` and its pack config, with the
@@ -11,7 +11,7 @@ The SSH lab (root): a real `pulumi up` of dev on bare metal with the add-ons off
 on that one deployment, no secret in plaintext anywhere, day 2 (no changes, a worker added and
 removed, advertIntervalMs rolled under a polling client), a keepalived fault, and `pulumi destroy`.
 
-Binaries ./scripts/tools cannot build (tests/realtools.py NOT_BUILT) make these tests skip, also
+Binaries ./scripts/tools cannot build (lab/realtools.py NOT_BUILT) make these tests skip, also
 under CI, saying which; given them in $HAKUBE_TOOLS_DIR, the tests run.
 """
 
@@ -34,10 +34,10 @@ from typing import Any
 import pytest
 
 from dryrun import policy_check
-from lab import SshLab
+from lab import SshLab, realtools
 from lab.procs import wait_until
 from lab.pulumi_cli import Events, Workspace, make_policy_pack, parse_events
-from tests import netlab, realtools
+from tests import netlab
 from tests.mockgraph import cluster_copy, graph
 
 ENGINE = ("pulumi", "pulumi-language-python", "pulumi-resource-command", "pulumi-resource-kubernetes")
@@ -107,7 +107,7 @@ def stack_param(stack: str) -> Any:
 
 
 # ------------------------------------------------------------------------------------------------
-# What these tests need that no CI machine of this kind can build (tests/realtools.py NOT_BUILT)
+# What these tests need that no CI machine of this kind can build (lab/realtools.py NOT_BUILT)
 
 
 def test_a_missing_unbuildable_binary_skips_while_a_missing_buildable_one_still_fails_under_ci(

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests import realtools
-from tests.realtools import path_of, pinned
+from lab import realtools
+from lab.realtools import path_of, pinned
 from topology.versions import DEFAULT_VERSION
 
 SCRIPT = str(realtools.SCRIPT)

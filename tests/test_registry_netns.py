@@ -1,6 +1,6 @@
 """The registry files for real: the real containerd 2.2.1, configured by the files hakube's steps place
 (config.toml, certs.d hosts.toml with the site CA, the imported login), pulls through its CRI plugin, driven
-by the real kubeadm v1.37.2 (`kubeadm config images pull`), from a stand-in registry (tests/registrylab.py)
+by the real kubeadm v1.37.2 (`kubeadm config images pull`), from a stand-in registry (lab/registrylab.py)
 in a network namespace the test made, over TLS signed by a CA made here, behind a Basic login."""
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ from pulumi.runtime import rpc
 
 from configs import images
 from dryrun.mockrun import REPO, run_program
-from tests import realtools
-from tests.hostsim import ScratchHost
+from lab import realtools
+from lab.hostsim import ScratchHost
 from tests.sites import site_cluster
 from topology import load_cluster
 
@@ -127,7 +127,7 @@ def test_containerd_pulls_kubeadm_s_images_through_the_mirror_and_the_image_repo
 
     with _namespace() as ns:
         registry_log = tmp_path / "requests.jsonl"
-        registry = [sys.executable, str(REPO / "tests" / "registrylab.py"), "serve", "--address", ADDRESS, "--port",
+        registry = [sys.executable, str(REPO / "lab" / "registrylab.py"), "serve", "--address", ADDRESS, "--port",
                     str(PORT), "--cert", str(tmp_path / "server.crt"), "--key", str(tmp_path / "server.key"),
                     "--user", USER, "--log", str(registry_log)]
         daemon = (f'mount --bind "{etc}" /etc && exec "{realtools.path_of("containerd")}"'

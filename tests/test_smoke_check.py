@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from configs import addons as cfg
-from tests.hostsim import ScratchHost
+from lab.hostsim import ScratchHost
 from tests.mockgraph import stack_cluster
 from topology import load_cluster
 

@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
+from dryrun.mockrun import REPO
 from topology import ROOT, Cluster, TopologyError, load_cluster, load_stack_file, read_stack_file
 from topology.rules import RULES
 
-REPO = Path(__file__).resolve().parent.parent
 STACKS = {name: read_stack_file(REPO / f"Pulumi.{name}.yaml")[ROOT] for name in ("dev", "edge", "prod")}
 R = ROOT
 DNS = ("is not a DNS label (lower-case letters, digits and '-', 1-63 characters, starting and ending"

@@ -10,10 +10,10 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from dryrun.mockrun import REPO
 from tests.strategies import clusters, mutated, stack_documents
 from topology import ROOT, Cluster, TopologyError, load_cluster, load_stack_file, read_stack_file
 
-REPO = Path(__file__).resolve().parent.parent
 COMMITTED = [read_stack_file(REPO / f"Pulumi.{name}.yaml")[ROOT] for name in ("dev", "edge", "prod")]
 QUICK = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 

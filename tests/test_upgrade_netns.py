@@ -16,12 +16,12 @@ import pytest
 from configs.loadbalancer import render_haproxy, render_keepalived
 from configs.scripts import SCRIPT_DIR
 from configs.upgrade import ADMIN_SOCKET, backend_env
+from dryrun.mockrun import REPO
 from tests.netlab import LbLab, setup_from_cluster
 from topology import load_stack_file
 
 pytestmark = [pytest.mark.root, pytest.mark.tool("haproxy", "keepalived", "socat", "curl", "openssl")]
 
-REPO = Path(__file__).resolve().parent.parent
 CLUSTER = load_stack_file(REPO / "Pulumi.dev.yaml")
 
 

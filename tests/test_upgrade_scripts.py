@@ -16,7 +16,7 @@ from configs.kubeadm import upgrade_config as upgrade_config_text
 from configs.loadbalancer import render_haproxy
 from configs.upgrade import ADMIN_SOCKET, worker_waits
 from dryrun.mockrun import REPO
-from tests.hostsim import ScratchHost
+from lab.hostsim import ScratchHost
 from topology import Cluster, load_stack_file
 
 MINE = ("kubeadm-upgrade.sh", "node-drain.sh", "haproxy-backend.sh", "certs-check.sh")

@@ -19,7 +19,7 @@ from lxml import etree
 
 from configs import vm
 from dryrun.mockrun import REPO
-from tests.hostsim import ScratchHost
+from lab.hostsim import ScratchHost
 from tests.mockgraph import cluster_copy
 from topology import Cluster, ControlPlaneNode, load_cluster, load_stack_file
 from topology.cpuset import parse_cpuset

@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parent.parent
+from dryrun.mockrun import REPO
+
 WORKFLOW = REPO / ".github/workflows/preview.yml"
 CHECK = Path(sys.executable).with_name("check-jsonschema")
 

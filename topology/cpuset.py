@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 
-_PART = re.compile(r"([0-9]{1,12})(?:-([0-9]{1,12}))?")  # ASCII digits only; int() takes others
-# Linux's NR_CPUS tops out at 8192; the cap also keeps "0-99999999999" from eating memory.
-MAX_CORE = 8191
+from policies.contract import CPUSET_PART, MAX_CORE
+
+_PART = re.compile(CPUSET_PART)
 
 
 class CpusetError(ValueError):
@@ -38,7 +38,8 @@ def format_cpuset(cores: tuple[int, ...] | list[int]) -> str:
     """The shortest cpuset string for a set of cores: (0, 1, 2, 5) -> "0-2,5"."""
     ordered = sorted(set(cores))
     parts: list[str] = []
-    start = prev = None
+    start: int | None = None
+    prev = 0  # set with start; read only once start is
     for core in ordered:
         if start is None:
             start = prev = core

@@ -11,6 +11,7 @@ from typing import Any
 
 import yaml
 from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 
 from topology.model import Cluster
 from topology.rules import Loc, check
@@ -56,16 +57,17 @@ def render_loc(loc: Loc, root: str = ROOT) -> str:
 
 def _model_at(loc: Loc) -> type[BaseModel] | None:
     """The config model that owns the key at `loc` (so unknown keys get a suggestion)."""
-    model: Any = Cluster
+    model: type[BaseModel] = Cluster
     for part in loc:
         if isinstance(part, int):
             continue
         fields = {f.alias or n: f for n, f in model.model_fields.items()}
         if part not in fields:
             return None
-        model = _unwrap(fields[part].annotation)
-        if model is None:
+        found = _unwrap(fields[part].annotation)
+        if found is None:
             return None
+        model = found
     return model
 
 
@@ -80,7 +82,7 @@ def _unwrap(annotation: Any) -> type[BaseModel] | None:
     return None
 
 
-def _problem(error: dict[str, Any]) -> tuple[Loc, str]:
+def _problem(error: ErrorDetails) -> tuple[Loc, str]:
     """(path, message) of one pydantic error; a non-string key is reported at its mapping."""
     loc = tuple(error["loc"])
     if error["type"] == "invalid_key" or (loc[-1:] == ("[key]",) and loc[-2:-1] == (error["input"],)):
@@ -90,7 +92,7 @@ def _problem(error: dict[str, Any]) -> tuple[Loc, str]:
     return loc, _message(error)
 
 
-def _message(error: dict[str, Any]) -> str:
+def _message(error: ErrorDetails) -> str:
     kind, loc = error["type"], tuple(error["loc"])
     if kind == "extra_forbidden":
         model = _model_at(loc[:-1])

@@ -26,6 +26,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from policies.contract import PLAIN_TEXT_PROVIDER
 from topology.cpuset import CpusetError, parse_cpuset
 from topology.versions import DEFAULT_VERSION, check_version, supported_minors
 
@@ -696,7 +697,7 @@ class Etcd(Strict):
 # --- secrets at rest and the audit log (configs/apiserver.py renders both) ---
 # The provider name that stores data in plain text: kube-apiserver's `identity`. Listed first, it is
 # the write provider (encryption being turned off); it is always readable as the last provider.
-IDENTITY = "identity"
+IDENTITY = PLAIN_TEXT_PROVIDER
 MAX_ENCRYPTION_KEYS = 4
 
 

@@ -366,7 +366,9 @@ def addons_off(c: Cluster) -> Iterator[Problem]:
     addons = c.addons
     if addons.enabled:
         return
-    asked = [("smokeTest",)] if addons.smoke_test and "smoke_test" in addons.model_fields_set else []
+    asked: list[tuple[str, ...]] = []
+    if addons.smoke_test and "smoke_test" in addons.model_fields_set:
+        asked.append(("smokeTest",))
     asked += [(name, "enabled") for name in ("metallb", "gateway") if getattr(addons, name).enabled]
     for loc in asked:
         yield Problem(("addons", *loc), "is on, but addons.enabled is false: nothing in the cluster is installed")

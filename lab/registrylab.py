@@ -37,7 +37,7 @@ def image() -> tuple[bytes, dict[str, bytes]]:
     tar_buffer = io.BytesIO()
     with tarfile.open(fileobj=tar_buffer, mode="w") as tar:
         info = tarfile.TarInfo("hakube-registrylab")
-        payload = b"served by tests/registrylab.py\n"
+        payload = b"served by lab/registrylab.py\n"
         info.size = len(payload)
         tar.addfile(info, io.BytesIO(payload))
     layer_tar = tar_buffer.getvalue()
