@@ -1,12 +1,12 @@
 """Failover benchmark: hakube's rendered LB configs against the kubeadm HA guide's, side by side.
 
-Runs every scenario of tests/netlab.py (master LB link down, killed, hung, graceful keepalived
+Runs every scenario of lab/netlab.py (master LB link down, killed, hung, graceful keepalived
 stop, HAProxy killed on the master, one apiserver killed or unreachable, old master back) in a
 network-namespace lab, first with the files hakube renders for a stack, then with a baseline in
 the style of the kubeadm HA guide (bench/templates/baseline-*), and prints one table: failed
 requests, the longest client gap, and hakube's ratio to the baseline. `--backends real` adds hakube's
 pair in front of real etcd + kube-apiservers (kubeadm's manifests), where every scenario also runs real
-ConfigMap watches through the VIP (tests/netlab.py WatchSession): their breaks, the longest time without
+ConfigMap watches through the VIP (lab/netlab.py WatchSession): their breaks, the longest time without
 an open watch, and the events missed or delivered twice (the fake apiservers cannot watch: n/a). Needs
 root, haproxy, keepalived, curl and openssl; all traffic stays in 198.18.0.0/15 inside namespaces it
 creates.
@@ -33,7 +33,7 @@ sys.path.insert(0, str(REPO))
 import jinja2  # noqa: E402
 
 from configs.loadbalancer import apiserver_backends, lb_nodes  # noqa: E402
-from tests.netlab import (  # noqa: E402
+from lab.netlab import (  # noqa: E402
     SCENARIOS,
     WATCH_IDLE_S,
     WATCHES,
@@ -46,7 +46,7 @@ from tests.netlab import (  # noqa: E402
     run_scenario,
     setup_from_cluster,
 )
-from tests.realcplab import RealLbLab  # noqa: E402
+from lab.realcplab import RealLbLab  # noqa: E402
 from topology import Cluster, load_stack_file  # noqa: E402
 
 # The issue's targets for hakube (issue 9): (description, predicate on a measurement).

@@ -3,7 +3,7 @@
 `prepare(tree, nodes, out, tools, apiserver_files)` builds each control-plane node with lab/controlplane.py (the real
 kubeadm's certs, kubeconfigs and manifests) and turns the etcd and kube-apiserver manifests into
 command lines for this machine; `RealControlPlane.start(namespaces)` runs them, one node per network
-namespace (anything with tests/netlab.py Lab's `spawn`/`run`/`running`), and waits on each
+namespace (anything with lab/netlab.py Lab's `spawn`/`run`/`running`), and waits on each
 apiserver's real /readyz over TLS, verified against kubeadm's CA. One node (nodes=[the init node])
 is the same code: a one-member etcd and one apiserver.
 
@@ -49,7 +49,7 @@ from configs.scripts import SCRIPT_DIR
 from lab import controlplane
 
 ETCD, APISERVER = "etcd", "kube-apiserver"
-ROLES = {ETCD: "etcd", APISERVER: "apiserver"}  # lab role names (tests/netlab.py's backend is "apiserver")
+ROLES = {ETCD: "etcd", APISERVER: "apiserver"}  # lab role names (lab/netlab.py's backend is "apiserver")
 ETCD_DATA_MODE = 0o700  # etcd refuses looser permissions on its data directory
 READY_TIMEOUT_S = 90.0  # a cold apiserver on 2 busy cores: a few seconds to ~30 s
 READY_STEP_S = 0.25

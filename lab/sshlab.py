@@ -1,6 +1,6 @@
 """SshLab: SSH hosts in network namespaces, for running hakube's host steps (and real `pulumi up`).
 
-Network (like tests/netlab.py): one bridge namespace `sw` with a veth to each host's `eth0`, every
+Network (like lab/netlab.py): one bridge namespace `sw` with a veth to each host's `eth0`, every
 address in 198.18.0.0/15 (on-link /15 unless a prefix is given), `lo` up everywhere, names
 prefixed with a tag unique to the lab. Each host also gets mount, UTS and PID namespaces of its own
 (lab/hostinit.py is its PID 1): its /etc, /var, /run, /usr/local, /opt, /root, /home and /srv are

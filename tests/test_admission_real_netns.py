@@ -1,5 +1,5 @@
 """Real admission: hakube's plain-object add-ons applied by the real pulumi-kubernetes provider
-(lab/k8sprovider.py, over its gRPC protocol) to a real kube-apiserver built by kubeadm (tests/realcplab.py,
+(lab/k8sprovider.py, over its gRPC protocol) to a real kube-apiserver built by kubeadm (lab/realcplab.py,
 the one-node variant), then pods judged by that apiserver: the ValidatingAdmissionPolicy's own CEL and
 Pod Security admission on the namespaces' labels. No kubelet or scheduler runs: an admitted pod stays
 Pending. Pods need their namespace's `default` ServiceAccount, which kube-controller-manager would
@@ -19,9 +19,9 @@ import pytest
 from configs import addons as cfg
 from lab import k8sprovider
 from lab.procs import wait_until
+from lab.realcplab import REAL_TOOLS, Running, real_control_plane, stack_cluster
 from lab.realtools import path_of
 from policies import contract
-from tests.realcplab import REAL_TOOLS, Running, real_control_plane, stack_cluster
 
 pytestmark = [pytest.mark.root, pytest.mark.realtool(*REAL_TOOLS, "pulumi-resource-kubernetes"),
               pytest.mark.tool("curl")]

@@ -26,9 +26,9 @@ import pytest
 from configs import apiserver
 from configs.scripts import SCRIPT_DIR
 from lab import realcp
+from lab.realcplab import REAL_TOOLS, Running, real_control_plane
 from lab.realtools import path_of
 from tests.mockgraph import cluster_copy
-from tests.realcplab import REAL_TOOLS, Running, real_control_plane
 from topology import load_cluster
 
 pytestmark = [pytest.mark.root, pytest.mark.realtool(*REAL_TOOLS), pytest.mark.tool("curl")]

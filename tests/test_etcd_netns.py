@@ -16,8 +16,8 @@ import pytest
 
 from configs.scripts import SCRIPT_DIR
 from lab import realtools
+from lab.netlab import HostSpec, Lab
 from lab.procs import wait_until
-from tests.netlab import HostSpec, Lab
 
 SUBNET = "198.18.200"
 MEMBERS = ("e1", "e2", "e3")

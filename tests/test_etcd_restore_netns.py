@@ -1,6 +1,6 @@
 """etcd snapshots, restores and quorum-loss recovery against a real etcd (Debian's 3.4 here; the
 scripts use etcdutl where it is installed) in network namespaces, run the way kubeadm runs it:
-static pod manifests that a kubelet stand-in starts and stops (tests/etcdlab.py).
+static pod manifests that a kubelet stand-in starts and stops (lab/etcdlab.py).
 
 The snapshot goes through configs/scripts/etcd-snapshot.sh, copied over SSH to a real sshd in a
 `backup` namespace (its host key pinned, the key installed by etcd-backup-key.sh from stdin);
@@ -22,9 +22,9 @@ import pytest
 
 from configs import etcd as etcd_config
 from configs import etcd_recovery
+from lab.etcdlab import BACKUP_ADDRESS, KEY_PREFIX, BackupHost, EtcdLab, LabMember, LabRunner, lab_members
 from lab.procs import wait_until
 from recovery.run import StepFailed, execute
-from tests.etcdlab import BACKUP_ADDRESS, KEY_PREFIX, BackupHost, EtcdLab, LabMember, LabRunner, lab_members
 
 pytestmark = [pytest.mark.root, pytest.mark.tool("etcd", "etcdctl", "sshd", "ssh", "ssh-keygen")]
 

@@ -1,7 +1,7 @@
 """hakube's rendered keepalived.conf and haproxy.cfg, run by the real daemons in network namespaces,
 in front of fake TLS apiservers, with a client polling the VIP every 40 ms while faults hit.
 
-The lab mirrors the dev stack (tests/netlab.py: setup_from_cluster): lb1 198.18.0.11, lb2 .12,
+The lab mirrors the dev stack (lab/netlab.py: setup_from_cluster): lb1 198.18.0.11, lb2 .12,
 cp1-3 carrying both their node address (.0.21-.23) and their control-plane address (.1.21-.23,
 where HAProxy's backends point) on one bridge, the client at .50 and the VIP at .100. So the files
 under test are exactly what `render_*` gives for Pulumi.dev.yaml, except script_user (the lab has
@@ -20,7 +20,7 @@ from collections.abc import Iterator
 import pytest
 
 from dryrun.mockrun import REPO
-from tests.netlab import LbLab, Measurement, client_address, hakube_setup, run_scenario
+from lab.netlab import LbLab, Measurement, client_address, hakube_setup, run_scenario
 from topology import load_stack_file
 
 pytestmark = [pytest.mark.root, pytest.mark.tool("haproxy", "keepalived", "curl", "openssl")]

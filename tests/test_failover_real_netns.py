@@ -1,4 +1,4 @@
-"""hakube's rendered HAProxy + keepalived pair in front of real apiservers (tests/realcplab.py RealLbLab):
+"""hakube's rendered HAProxy + keepalived pair in front of real apiservers (lab/realcplab.py RealLbLab):
 3 etcd members and 3 kube-apiservers started from kubeadm's own manifests for the dev stack, on the
 control-plane addresses HAProxy's backends name, HAProxy checking each one's real /readyz over TLS, the
 client polling the VIP (new TCP+TLS GET /livez every 40 ms, answered by the real apiserver). Measured: a
@@ -6,7 +6,7 @@ client asking /readyz instead saw exactly 1 failure per SIGTERM (8 of 8 runs), t
 deliberate /readyz 500; with /livez 0 of 112 in 6 of 6 runs, as with --shutdown-delay-duration=5s (6 of 6),
 so the rendered config needs no change for it.
 
-Beside the poll, every scenario runs real watches (tests/netlab.py WatchSession): 3 ConfigMap watches
+Beside the poll, every scenario runs real watches (lab/netlab.py WatchSession): 3 ConfigMap watches
 through the VIP as kubeadm's admin (admin.conf's client certificate, CA-verified TLS), one per apiserver
 (HAProxy balances leastconn), each resumed from its last resourceVersion when it breaks, while a writer
 creates a ConfigMap every 50 ms straight to the third apiserver, which no scenario faults. Asserted: every
@@ -32,8 +32,8 @@ from pathlib import Path
 import pytest
 
 from configs.kubeadm import APISERVER_SHUTDOWN_DELAY_S, APISERVER_WATCH_TERMINATION_GRACE_S
-from tests.netlab import WATCH_IDLE_S, Measurement, client_address, hakube_setup, run_scenario
-from tests.realcplab import REAL_TOOLS, RealLbLab
+from lab.netlab import WATCH_IDLE_S, Measurement, client_address, hakube_setup, run_scenario
+from lab.realcplab import REAL_TOOLS, RealLbLab
 from topology import load_stack_file
 
 pytestmark = [pytest.mark.root, pytest.mark.tool("haproxy", "keepalived", "curl", "openssl"),

@@ -1,4 +1,4 @@
-"""The failover lab's watch bookkeeping (tests/netlab.py), without a lab: how a watch takes events and
+"""The failover lab's watch bookkeeping (lab/netlab.py), without a lab: how a watch takes events and
 how a scenario's figures are counted. tests/test_failover_real_netns.py runs them against real apiservers."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from tests.netlab import KubeClient, WatchFigures, _Gone, _Watch
+from lab.netlab import KubeClient, WatchFigures, _Gone, _Watch
 
 
 def _watch() -> _Watch:

@@ -4,7 +4,7 @@ pulumi-command drives a host: over real SSH, as the stack's user, with the progr
 The dev stack's LB steps (lb-prepare, the haproxy.cfg and keepalived.conf drops) are taken from
 the real program run under mocks (tests/mockgraph.py), so the command lines and stdin are exactly
 what `pulumi up` would send; each runs as `ssh ops@<address> <create>` from the lab's runner
-namespace, where pulumi will run too. Fake TLS apiservers (tests/netlab.py) stand on cp1-3.
+namespace, where pulumi will run too. Fake TLS apiservers (lab/netlab.py) stand on cp1-3.
 """
 
 from __future__ import annotations
@@ -23,10 +23,9 @@ import pytest
 
 from configs.loadbalancer import CONFIG_PATHS, lb_nodes, render_haproxy, render_keepalived
 from dryrun.mockrun import REPO
-from lab import PRIVATE_DIRS, LabError, SshLab
+from lab import PRIVATE_DIRS, LabError, SshLab, netlab
 from lab.procs import start_time, wait_until
 from lab.sshlab import SHIMS
-from tests import netlab
 from tests.mockgraph import stack_graph
 from topology import Cluster, load_stack_file
 

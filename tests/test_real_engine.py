@@ -34,10 +34,9 @@ from typing import Any
 import pytest
 
 from dryrun import policy_check
-from lab import SshLab, realtools
+from lab import SshLab, netlab, realtools
 from lab.procs import wait_until
 from lab.pulumi_cli import Events, Workspace, make_policy_pack, parse_events
-from tests import netlab
 from tests.mockgraph import cluster_copy, graph
 
 ENGINE = ("pulumi", "pulumi-language-python", "pulumi-resource-command", "pulumi-resource-kubernetes")

@@ -1,4 +1,4 @@
-"""A real control plane from kubeadm's own manifests (lab/realcp.py, tests/realcplab.py): 3 etcd members
+"""A real control plane from kubeadm's own manifests (lab/realcp.py, lab/realcplab.py): 3 etcd members
 and 3 kube-apiservers, one network namespace per dev control-plane node, and the one-node variant."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from lab import realcp
-from tests.realcplab import REAL_TOOLS, Running, real_control_plane, stack_cluster
+from lab.realcplab import REAL_TOOLS, Running, real_control_plane, stack_cluster
 
 pytestmark = [pytest.mark.root, pytest.mark.realtool(*REAL_TOOLS), pytest.mark.tool("curl")]
 

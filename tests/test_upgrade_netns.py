@@ -17,7 +17,7 @@ from configs.loadbalancer import render_haproxy, render_keepalived
 from configs.scripts import SCRIPT_DIR
 from configs.upgrade import ADMIN_SOCKET, backend_env
 from dryrun.mockrun import REPO
-from tests.netlab import LbLab, setup_from_cluster
+from lab.netlab import LbLab, setup_from_cluster
 from topology import load_stack_file
 
 pytestmark = [pytest.mark.root, pytest.mark.tool("haproxy", "keepalived", "socat", "curl", "openssl")]

@@ -10,7 +10,7 @@ process it started by PID and deletes its namespaces, even when the test failed.
 `LbLab` adds the pair on top (start, fault, restore) and `SCENARIOS`, the failover scenarios that
 tests/test_failover_netns.py asserts on and bench/failover.py tabulates.
 
-Against real apiservers (tests/realcplab.py RealLbLab sets `watch_setup`) every scenario also runs
+Against real apiservers (lab/realcplab.py RealLbLab sets `watch_setup`) every scenario also runs
 `WatchSession`: real ConfigMap watches through the VIP as kubeadm's admin, resumed from their last
 resourceVersion when they break, and a writer creating ConfigMaps; `Measurement.watch` counts the
 reconnects, the longest time without an open watch, and the events missed or delivered twice. The
@@ -46,6 +46,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+try:
+    from lab.procs import wait_until
+except ImportError:  # run by path inside a namespace (stdlib only): lab/ itself is on sys.path
+    from procs import wait_until  # type: ignore[no-redef]
 
 LAB_RANGE = ipaddress.ip_network("198.18.0.0/15")
 BRIDGE_NS = "sw"
@@ -163,7 +168,7 @@ def stream_main(host: str, port: int, duration: float, interval: float) -> dict[
     return {"requests": requests, "broken": broken, "broken_at": round(time.monotonic() - start, 3) if broken else None}
 
 
-# A real Kubernetes watch (tests/realcplab.py's lab only: fake apiservers cannot watch). The watcher lists
+# A real Kubernetes watch (lab/realcplab.py's lab only: fake apiservers cannot watch). The watcher lists
 # ConfigMaps carrying the run's label for a start resourceVersion, then keeps WATCHES watches open through
 # the VIP and resumes each broken one from the last resourceVersion it saw; the writer creates one
 # labelled ConfigMap every WRITE_INTERVAL_S. Both authenticate with kubeadm's admin client certificate.
@@ -488,14 +493,6 @@ def _alive(pid: int) -> bool:
     return _stat(pid)[1] == "alive"
 
 
-def wait_until(predicate: Callable[[], bool], timeout: float, step: float = 0.05, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(step)
-
-
 class Lab:
     """Namespaces on one bridge; use as a context manager."""
 
@@ -795,7 +792,7 @@ def setup_from_cluster(cluster: Any, haproxy: Callable[[str], str], keepalived: 
 
 
 class LbLab(Lab):
-    """A Lab running one LB pair in front of fake apiservers (tests/realcplab.py: real ones)."""
+    """A Lab running one LB pair in front of fake apiservers (lab/realcplab.py: real ones)."""
 
     BACKEND_ROLES: tuple[str, ...] = ("apiserver",)  # what runs on a backend host, restarted after a replug
     watch_setup: WatchSetup | None = None  # real apiservers: each scenario also runs real watches

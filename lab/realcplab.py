@@ -1,4 +1,4 @@
-"""Real control planes (lab/realcp.py) in tests/netlab.py's namespaces.
+"""Real control planes (lab/realcp.py) in lab/netlab.py's namespaces.
 
 `real_control_plane(stack)` is the context manager another test uses: one namespace per control-plane
 node of a committed stack (its node and control-plane addresses on eth0, all in 198.18.0.0/15), kubeadm's
@@ -6,7 +6,7 @@ files built from the stack's dry-run tree, etcd + kube-apiserver started and rea
 `Running` (the lab, the control plane, an admin kubeconfig for the first node, `kubectl`/`etcdctl`
 run inside a node's namespace). `nodes=1` is the one-node variant (the init node alone).
 
-`RealLbLab` is tests/netlab.py's LbLab with those real apiservers as the backends, the scenarios
+`RealLbLab` is lab/netlab.py's LbLab with those real apiservers as the backends, the scenarios
 unchanged: an "apiserver" that the scenario kills or stops is restarted from its manifest command and
 waited on (/readyz), and a host that was unplugged gets its etcd member back too.
 """
@@ -17,17 +17,24 @@ import contextlib
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 from configs import apiserver
+from dryrun.mockrun import REPO, run_program
+from dryrun.plan import files_for_hosts
 from lab import realcp
+from lab.netlab import Lab, LbLab, PairSetup, WatchSetup, control_plane_host
 from lab.realtools import path_of
-from tests.mockgraph import stack_hosts
-from tests.netlab import Lab, LbLab, PairSetup, WatchSetup, control_plane_host
-from topology import Cluster, load_stack_file
+from topology import ROOT, Cluster, load_stack_file, read_stack_file
 
-REPO = Path(__file__).resolve().parent.parent
 REAL_TOOLS = ("kubeadm", "kube-apiserver", "etcd", "etcdctl", "kubectl")
+
+
+@cache
+def stack_hosts(stack: str) -> dict[str, str]:
+    """The committed stack's dry-run host files (hosts/<host>/<path> -> content), what kubeadm builds from."""
+    return files_for_hosts(run_program(read_stack_file(REPO / f"Pulumi.{stack}.yaml")[ROOT], stack))
 
 
 def stack_cluster(stack: str) -> Cluster:

@@ -1,4 +1,4 @@
-"""A real etcd cluster run the way kubeadm runs it, in network namespaces (tests/netlab.py's Lab).
+"""A real etcd cluster run the way kubeadm runs it, in network namespaces (lab/netlab.py's Lab).
 
 Each member is a namespace with its own root directory (the scripts' HAKUBE_ROOT) holding a
 kubeadm-shaped static pod manifest, /etc/kubernetes/manifests/etcd.yaml. `StaticPods` stands in
@@ -25,8 +25,8 @@ import yaml
 
 from configs.etcd_recovery import Member, Step
 from configs.remote import command_line, secret_stdin
+from lab.netlab import HostSpec, Lab
 from lab.procs import wait_until
-from tests.netlab import HostSpec, Lab
 
 SUBNET = "198.18.210"
 PREFIX = 24
