@@ -114,7 +114,7 @@ SMOKE_NODE_PORT = 30080
 SMOKE_NAMESPACE = "hakube-smoke"
 SMOKE_NAME = "hakube-smoke"
 # The control-plane keys, namespaces and system namespaces come from policies/contract.py, which
-# the policy pack reads too; tests/test_contract.py holds the CEL below to the pack's verdicts.
+# the policy pack reads too; tests/policies/test_contract.py holds the CEL below to the pack's verdicts.
 _KEYS_CEL = json.dumps(list(CONTROL_PLANE_KEYS))  # a JSON list of strings is a CEL list literal
 # kube-controller-manager's default --node-cidr-mask-size: each node gets a /24 of the pod CIDR.
 NODE_POD_MASK = 24

@@ -1,6 +1,6 @@
 """Restoring etcd from a snapshot, and recovering it after a loss of quorum, as plain data: which
 member list, which flags, which step on which node, in which order. `recovery/` runs the steps
-(configs/scripts/etcd-restore.sh and etcd-recover.sh) over SSH; tests/test_etcd_restore_netns.py
+(configs/scripts/etcd-restore.sh and etcd-recover.sh) over SSH; tests/lab/test_etcd_restore_netns.py
 runs them against a real etcd.
 
 Restore (every member's data replaced by one snapshot, on the same nodes or on replacement nodes

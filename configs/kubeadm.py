@@ -65,12 +65,12 @@ JOIN_CONFIG_PATH = f"{KUBEADM_DIR}/join.yaml"
 UPGRADE_CONFIG_PATH = f"{KUBEADM_DIR}/upgrade.yaml"
 # A stopping kube-apiserver (SIGTERM: an upgrade, a manifest change) fails /readyz at once but keeps
 # serving this long, so HAProxy marks it down before its listener closes: no client request is reset
-# (measured in tests/test_failover_real_netns.py). kubeadm sets none; without it one request in ~100 failed.
+# (measured in tests/lab/test_failover_real_netns.py). kubeadm sets none; without it one request in ~100 failed.
 APISERVER_SHUTDOWN_DELAY_S = math.ceil(backend_drain_s()) + 1
 # Then the apiserver closes its watches itself (clients resume them through another apiserver) within
 # this long. kubeadm sets none, and without it an open watch holds the stopping apiserver until its HTTP
 # shutdown times out (--request-timeout, 60 s): past the kubelet's 30 s grace, so the kubelet SIGKILLs
-# it on every upgrade (measured in tests/test_failover_real_netns.py: a watch open, no exit within 40 s).
+# it on every upgrade (measured in tests/lab/test_failover_real_netns.py: a watch open, no exit within 40 s).
 # Delay + this stay well inside the kubelet's grace.
 APISERVER_WATCH_TERMINATION_GRACE_S = 10
 # The kubelet's SIGTERM-to-SIGKILL time for a pod that names none (kubeadm's static pods name none).

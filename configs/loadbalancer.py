@@ -9,7 +9,7 @@ Placements: *external* renders for the two LB nodes; *stacked* for every control
 `loadBalancer.nodes` (HAProxy on the endpoint port bound to the VIP, kube-apiserver on
 `apiserverPort`, 6444 by default, so the two never bind the same port).
 
-Known limits, measured in the namespace lab (tests/test_failover_netns.py, bench/failover.py):
+Known limits, measured in the namespace lab (tests/lab/test_failover_netns.py, bench/failover.py):
 - Any VIP move resets the connections open through the node that loses it (no connection-state
   sync between the nodes); clients reconnect through the new holder.
 - A master frozen (SIGSTOP, a stalled VM) and then resumed takes the VIP back even with nopreempt:
@@ -69,7 +69,7 @@ STOPPERS = {
 }
 
 
-# HAProxy tuning (the targets; see tests/test_failover_netns.py and bench/failover.py).
+# HAProxy tuning (the targets; see tests/lab/test_failover_netns.py and bench/failover.py).
 HAPROXY_TUNING = {
     # ~1,600 nodes at 5 long-lived connections each; needs ~16k file descriptors (2 per connection).
     "maxconn": 8000,

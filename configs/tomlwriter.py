@@ -2,7 +2,7 @@
 
 Enough TOML for nested tables of scalars: tables become `[a.'b.c'.d]` headers, keys that are not
 bare (containerd's plugin ids have dots) are single-quoted literal keys, strings are basic strings
-with JSON's escapes (a subset of TOML's). tests/test_containerd.py reads every output back with
+with JSON's escapes (a subset of TOML's). tests/configs/test_containerd.py reads every output back with
 tomllib, which must give the data again.
 """
 

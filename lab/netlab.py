@@ -8,7 +8,7 @@ VIP. Faults: link down, veth removal, SIGKILL, SIGSTOP/SIGCONT, SIGTERM. Teardow
 process it started by PID and deletes its namespaces, even when the test failed.
 
 `LbLab` adds the pair on top (start, fault, restore) and `SCENARIOS`, the failover scenarios that
-tests/test_failover_netns.py asserts on and bench/failover.py tabulates.
+tests/lab/test_failover_netns.py asserts on and bench/failover.py tabulates.
 
 Against real apiservers (lab/realcplab.py RealLbLab sets `watch_setup`) every scenario also runs
 `WatchSession`: real ConfigMap watches through the VIP as kubeadm's admin, resumed from their last

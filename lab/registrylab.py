@@ -1,4 +1,4 @@
-"""A stand-in image registry for the offline-site test (tests/test_registry_netns.py), run inside a network
+"""A stand-in image registry for the offline-site test (tests/lab/test_registry_netns.py), run inside a network
 namespace the test made: `REGISTRYLAB_PASSWORD=W python registrylab.py serve --address A --port P --cert C
 --key K --user U --log FILE`. Stdlib only.
 

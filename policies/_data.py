@@ -120,7 +120,7 @@ def as_int(value: Any) -> int | None:
 
 
 # The Linux cpuset list format as topology/cpuset.py accepts it (the pack cannot import topology/;
-# tests/test_cpuset.py holds the two parsers to the same verdicts): ASCII digits, no reversed range,
+# tests/topology/test_cpuset.py holds the two parsers to the same verdicts): ASCII digits, no reversed range,
 # no core above MAX_CORE, no core named twice.
 _CPUSET_PART = re.compile(CPUSET_PART)
 

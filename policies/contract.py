@@ -4,7 +4,7 @@ A leaf module (standard library only): the pack runs in its own virtualenv with 
 installed, so it can import this and nothing else of the program. The program, labs and tests
 import it as `policies.contract`; the pack's modules as `.contract` (policies/__main__.py loads the
 directory as the package `policies`). Copies that cannot import it (the bash scripts' regexes, the
-lab's stand-in tools that run with `python -I`) are held to these values by tests/test_contract.py.
+lab's stand-in tools that run with `python -I`) are held to these values by tests/policies/test_contract.py.
 """
 
 from __future__ import annotations

@@ -32,7 +32,7 @@ class Minor:
 # releases, as of 2026-12). `pause`, `coredns` and `etcd` are read from kubeadm's source at v1.35.4, v1.36.3
 # and v1.37.2, the releases the Go module proxy reachable here serves (the newer 1.35.9 and 1.36.5 are not
 # there to read; kubeadm keeps these within a minor's patches as a rule, so check them when bumping
-# newest_patch). tests/test_images.py holds the 1.37 row to the real kubeadm v1.37.2 when it is built.
+# newest_patch). tests/configs/test_images.py holds the 1.37 row to the real kubeadm v1.37.2 when it is built.
 SUPPORTED: tuple[Minor, ...] = (
     Minor(35, 9, released=date(2025, 12, 17), end_of_life=date(2027, 2, 28), pause="3.10.1", coredns="v1.13.1",
           etcd="3.6.6-0"),

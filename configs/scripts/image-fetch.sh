@@ -33,7 +33,7 @@ refuse() { fail "$*; nothing imported"; }
 # 2009-09-15), fingerprint D2EB 4462 6FDD C30B 513D  5BB7 1A5D 6C4C 7DB8 7C81 as Canonical publishes
 # it (ubuntu-cloud-docs: public-images-how-to/verify-image-checksum). The key block is the one
 # keyserver.ubuntu.com serves, as ValveSoftware/steam-runtime pins it (ubuntu-cloud-key.txt);
-# tests/test_image_fetch.py checks its fingerprint against topology.model's with gpg.
+# tests/scripts/test_image_fetch.py checks its fingerprint against topology.model's with gpg.
 pinned_key() {
   cat <<'KEY'
 -----BEGIN PGP PUBLIC KEY BLOCK-----

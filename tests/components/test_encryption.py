@@ -2,7 +2,7 @@
 the rotation rule against the deployed key order, the rendered files and apiserver flags, the
 steps and their order, that no key value reaches a plan file, and the policy rule. The host
 scripts run under bash on a scratch root; the real apiserver reads these files in
-tests/test_encryption_real_netns.py."""
+tests/lab/test_encryption_real_netns.py."""
 
 from __future__ import annotations
 

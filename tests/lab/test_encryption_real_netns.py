@@ -8,7 +8,7 @@ every node, then the apiservers restarted one at a time, the real secrets-rewrit
 promote step), keeps every Secret readable through every apiserver at every point, including the
 moments when only some apiservers run the new step. The restart stands in for apiserver-restart.sh
 (there is no kubelet here: the lab stops and starts the process; the script itself is tested on a
-scratch root in tests/test_encryption.py). The audit log records a Secret's creation at Metadata,
+scratch root in tests/components/test_encryption.py). The audit log records a Secret's creation at Metadata,
 without its value, and no health checks."""
 
 from __future__ import annotations

@@ -506,7 +506,7 @@ def test_node_remove_stops_when_the_api_or_the_drain_fails(tmp_path: Path) -> No
 
 
 # ---------------------------------------------------------------------------------------------
-# etcd-member-remove.sh (the real etcd is in tests/test_etcd_netns.py)
+# etcd-member-remove.sh (the real etcd is in tests/lab/test_etcd_netns.py)
 
 MEMBERS = """8e9e05c52164694d, started, cp1, https://198.18.1.21:2380, https://198.18.1.21:2379, false
 91bc3c398fb3c146, started, cp2, https://198.18.1.22:2380, https://198.18.1.22:2379, false

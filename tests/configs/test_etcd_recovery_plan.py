@@ -1,7 +1,7 @@
 """The restore and recovery plans as plain data (configs/etcd_recovery.py), ./scripts/restore-etcd
 as a user runs it (the plan, refusals, exit codes; a fake ssh on PATH records what it would send),
 and lib-etcd.sh's manifest edits on a kubeadm-shaped manifest. The plans run against a real etcd
-in tests/test_etcd_restore_netns.py."""
+in tests/lab/test_etcd_restore_netns.py."""
 
 from __future__ import annotations
 

@@ -27,11 +27,11 @@ which resume through another apiserver in ~130 ms.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from configs.kubeadm import APISERVER_SHUTDOWN_DELAY_S, APISERVER_WATCH_TERMINATION_GRACE_S
+from dryrun.mockrun import REPO
 from lab.netlab import WATCH_IDLE_S, Measurement, client_address, hakube_setup, run_scenario
 from lab.realcplab import REAL_TOOLS, RealLbLab
 from topology import load_stack_file
@@ -39,7 +39,6 @@ from topology import load_stack_file
 pytestmark = [pytest.mark.root, pytest.mark.tool("haproxy", "keepalived", "curl", "openssl"),
               pytest.mark.realtool(*REAL_TOOLS)]
 
-REPO = Path(__file__).resolve().parent.parent
 
 # The longest a broken watch may stay closed (last byte on the old watch -> the new watch's 200), per
 # scenario; in brackets the range measured here over 5 runs (tests and one full bench), with room for a

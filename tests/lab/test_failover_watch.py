@@ -1,5 +1,5 @@
 """The failover lab's watch bookkeeping (lab/netlab.py), without a lab: how a watch takes events and
-how a scenario's figures are counted. tests/test_failover_real_netns.py runs them against real apiservers."""
+how a scenario's figures are counted. tests/lab/test_failover_real_netns.py runs them against real apiservers."""
 
 from __future__ import annotations
 

@@ -27,8 +27,8 @@ from hypothesis import HealthCheck, given, settings
 
 from configs import containerd, kubeadm, vm
 from configs import loadbalancer as lb
+from tests.configs.test_lb_render import _check, _netns_with
 from tests.strategies import cluster_models
-from tests.test_lb_render import _check, _netns_with
 from topology import Cluster
 
 BOUNDED = settings(max_examples=12, deadline=None,

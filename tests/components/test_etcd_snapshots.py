@@ -2,7 +2,7 @@
 systemd-analyze), the steps on each control-plane node and their order (a snapshot before each
 control-plane upgrade and before a removal), the backup key's path (stdin only), the policy rule,
 and the host scripts around the snapshot with PATH shims. The snapshot itself, its retention and
-the copy off the node run against a real etcd and sshd in tests/test_etcd_restore_netns.py."""
+the copy off the node run against a real etcd and sshd in tests/lab/test_etcd_restore_netns.py."""
 
 from __future__ import annotations
 
