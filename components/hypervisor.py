@@ -17,6 +17,7 @@ from components.step import Host, Step, run
 from configs import proxy, vm
 from configs.remote import Script
 from topology import Cluster, ControlPlaneNode, Hypervisor
+from topology.model import Pool
 
 GIB = 1024**3
 DEFAULT_OS_DISK_GIB = 40
@@ -68,7 +69,7 @@ class HypervisorHost(Component):
         self.networks = {"nodes": self._bridge_network("nodes", hv.bridges.nodes, on_host)}
         if hv.bridges.control_plane:
             self.networks["controlPlane"] = self._bridge_network("controlPlane", hv.bridges.control_plane, on_host)
-        self.base_image = self._base_image(cluster, host) if self.control_plane_pool else None
+        self.base_image = self._base_image(cluster, host, self.control_plane_pool) if self.control_plane_pool else None
         self.finish()
 
     def _bridge_network(self, role: vm.NicRole, bridge: str, opts: pulumi.ResourceOptions) -> libvirt.Network:
@@ -76,9 +77,7 @@ class HypervisorHost(Component):
         return libvirt.Network(f"{self.hv.name}-net-{role.lower()}", name=vm.LIBVIRT_NETWORKS[role], mode="bridge",
                                bridge=bridge, autostart=True, opts=opts)
 
-    def _base_image(self, cluster: Cluster, host: Host) -> pulumi.Resource:
-        pool = self.control_plane_pool
-        assert pool is not None
+    def _base_image(self, cluster: Cluster, host: Host, pool: Pool) -> pulumi.Resource:
         return run(
             f"{self.hv.name}-base-image", host,
             Step(Script("image-fetch.sh", {**vm.image_fetch_env(cluster, pool), **proxy.command_environment(cluster)})),
@@ -107,7 +106,8 @@ class ControlPlaneVm(Component):
         super().__init__("ControlPlaneVm", f"{node.name}-vm", props,
                          pulumi.ResourceOptions(parent=hypervisor))
         pool = hypervisor.control_plane_pool
-        assert pool is not None and hypervisor.base_image is not None  # guaranteed by topology rules
+        if pool is None or hypervisor.base_image is None:  # topology/rules.py refuses such a stack first
+            raise ValueError(f"{node.name}: hypervisor {hv.name} has no controlPlane pool for its disks")
         on_hv = pulumi.ResourceOptions(parent=self, provider=hypervisor.provider)
         pool_res = hypervisor.pools[pool.name]
         os_disk = libvirt.Volume(

@@ -95,12 +95,12 @@ class KubeadmCluster:
         for spec in cluster.control_plane.nodes:
             if spec.name != roles.init_node:
                 previous = self._join(spec, nodes[spec.name], files[spec.name], after=previous, control_plane=True)
-        assert previous is not None
+        if previous is None:  # topology/rules.py refuses such a stack first
+            raise ValueError(f"{cluster.name}: no control-plane node to initialise or join")
         self.last_control_plane = previous
         # Workers in parallel: each waits only for init (which waited for the LB), or once the init
         # node is gone for the first control-plane join, and for its own files.
-        anchor = self.init or self._first_member
-        assert anchor is not None
+        anchor = self.init or self._first_member or previous
         for worker in cluster.workers:
             self._join(worker, nodes[worker.name], files[worker.name], after=anchor, control_plane=False)
 
