@@ -97,7 +97,6 @@ class ControlPlaneVm(Component):
             f"vms/{node.name}/meta-data": vm.meta_data(node),
             f"vms/{node.name}/network-config": vm.network_config(cluster, node),
             f"vms/{node.name}/domain.xsl": vm.domain_xslt(cluster, node),
-            f"vms/{node.name}/domain.xml": vm.transformed_domain_xml(cluster, node, source="network"),
         }
         props = {
             "name": node.name, "hypervisor": hv.name, "cpus": node.cpus, "pinnedCpus": node.pinned_cpus,

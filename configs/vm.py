@@ -4,9 +4,8 @@ pulumi-libvirt 0.5.4 (terraform-provider-libvirt 0.8.1) builds a domain XML from
 then pipes it through `xsltproc` with our stylesheet (`xml.xslt`) before `virDomainDefineXML`.
 The stylesheet adds what that schema cannot say: vCPU and emulator pinning, locked memory with
 its hard limit, no balloon, host-passthrough CPU, and the console `type` the provider leaves out.
-`provider_domain_xml` reproduces the shape the provider emits (libvirt/domain_def.go, domain.go at
-v0.8.1) so tests and the dry run can apply the stylesheet and validate the result with
-`virt-xml-validate`.
+dryrun/libvirt_domain.py reproduces the shape the provider emits, so the dry run and tests can apply
+the stylesheet and validate the result with `virt-xml-validate`.
 
 Everything here is a pure function of the topology; the components only wire it.
 """
@@ -51,10 +50,6 @@ CPU_MODE = "host-passthrough"
 # emits one only from a source path, DomainConsole.MarshalXML), which libvirt's schema refuses; the
 # stylesheet sets it.
 CONSOLE_TYPE = "pty"
-# What the provider writes as <os><type machine>: the hypervisor's canonical name for its default
-# machine ("pc" resolved through the host's capabilities, getCanonicalMachineName in domain_def.go).
-# This one is QEMU 7.2's; the dry run only needs a name of that shape.
-SIMULATED_CANONICAL_MACHINE = "pc-i440fx-7.2"
 KIB_PER_GIB = 1024 * 1024
 # Locked memory needs a hard limit (libvirt otherwise lifts RLIMIT_MEMLOCK altogether). QEMU itself
 # needs memory beyond the guest's RAM (device emulation, page tables, I/O buffers), and a hard limit
@@ -83,7 +78,7 @@ class VmNic:
     gateway: ipaddress.IPv4Address | None
 
 
-def _vm_host(cluster: Cluster, node: ControlPlaneNode) -> Hypervisor:
+def vm_host(cluster: Cluster, node: ControlPlaneNode) -> Hypervisor:
     if node.hypervisor is None or node.cpus is None or node.pinned_cpus is None or node.memory_gib is None:
         raise NotAVm(f"{node.name} is not a control-plane VM (needs hypervisor, cpus, pinnedCpus, memoryGiB)")
     return cluster.hypervisor(node.hypervisor)
@@ -109,7 +104,7 @@ def default_gateway(cluster: Cluster) -> ipaddress.IPv4Address:
 
 def vm_nics(cluster: Cluster, node: ControlPlaneNode) -> tuple[VmNic, VmNic]:
     """The VM's two NICs in domain order: nodes network (with the default route), then control plane."""
-    hv = _vm_host(cluster, node)
+    hv = vm_host(cluster, node)
     bridge_cp = hv.bridges.control_plane
     if bridge_cp is None:
         raise NotAVm(f"hypervisor {hv.name} has no controlPlane bridge for {node.name}")
@@ -164,7 +159,7 @@ def _yaml(data: object) -> str:
 
 def user_data(cluster: Cluster, node: ControlPlaneNode, ssh_public_key: str) -> str:
     """#cloud-config: the login user, the etcd disk formatted and mounted, no upgrades at boot."""
-    _vm_host(cluster, node)
+    vm_host(cluster, node)
     key = ssh_public_key.strip()
     if not key or "\n" in key:
         raise ValueError(f"{node.name}: the SSH public key must be one non-empty line (ssh.authorizedKey)")
@@ -234,10 +229,10 @@ def _xsl(parent: ET.Element, tag: str, **attrs: str) -> ET.Element:
     return ET.SubElement(parent, f"{{{XSL_NS}}}{tag}", attrs)
 
 
-def _el(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) -> ET.Element:
-    element = ET.SubElement(parent, tag, attrs)
-    element.text = text
-    return element
+def element(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) -> ET.Element:
+    child = ET.SubElement(parent, tag, attrs)
+    child.text = text
+    return child
 
 
 def _copy_then(stylesheet: ET.Element, match: str) -> ET.Element:
@@ -247,14 +242,14 @@ def _copy_then(stylesheet: ET.Element, match: str) -> ET.Element:
     return copy
 
 
-def _to_text(root: ET.Element) -> str:
+def xml_text(root: ET.Element) -> str:
     ET.indent(root)
     return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
 
 
 def domain_xslt(cluster: Cluster, node: ControlPlaneNode) -> str:
     """XSLT 1.0 (identity transform) that pins, locks and trims the provider's domain XML."""
-    hv = _vm_host(cluster, node)
+    hv = vm_host(cluster, node)
     cores = parse_cpuset(node.pinned_cpus or "")
     if len(cores) != node.cpus:
         raise ValueError(f"{node.name}: pinnedCpus {node.pinned_cpus} names {len(cores)} cores for {node.cpus} vCPUs")
@@ -270,16 +265,16 @@ def domain_xslt(cluster: Cluster, node: ControlPlaneNode) -> str:
          match="/domain/cputune|/domain/memoryBacking|/domain/memtune|/domain/cpu|/domain/devices/memballoon")
 
     domain = _copy_then(sheet, "/domain")
-    cputune = _el(domain, "cputune")
+    cputune = element(domain, "cputune")
     for vcpu, core in enumerate(cores):
-        _el(cputune, "vcpupin", vcpu=str(vcpu), cpuset=str(core))
+        element(cputune, "vcpupin", vcpu=str(vcpu), cpuset=str(core))
     # QEMU's emulator and I/O threads run on the host's reserved cores, never on a pinned vCPU's.
-    _el(cputune, "emulatorpin", cpuset=format_cpuset(parse_cpuset(hv.reserved_cpus)))
-    _el(_el(domain, "memoryBacking"), "locked")
-    _el(_el(domain, "memtune"), "hard_limit", str(hard_limit_kib(node)), unit="KiB")
-    _el(domain, "cpu", mode=CPU_MODE)
+    element(cputune, "emulatorpin", cpuset=format_cpuset(parse_cpuset(hv.reserved_cpus)))
+    element(element(domain, "memoryBacking"), "locked")
+    element(element(domain, "memtune"), "hard_limit", str(hard_limit_kib(node)), unit="KiB")
+    element(domain, "cpu", mode=CPU_MODE)
 
-    _el(_copy_then(sheet, "/domain/devices"), "memballoon", model="none")
+    element(_copy_then(sheet, "/domain/devices"), "memballoon", model="none")
 
     # A console without a type (what the provider writes) becomes a pty; one with a type is kept.
     console = _xsl(_xsl(sheet, "template", match="/domain/devices/console[not(@type)]"), "copy")
@@ -293,74 +288,7 @@ def domain_xslt(cluster: Cluster, node: ControlPlaneNode) -> str:
     _xsl(driver, "attribute", name="cache").text = "none"
     _xsl(driver, "attribute", name="io").text = "native"
     _xsl(driver, "apply-templates", select="node()")
-    return _to_text(sheet)
-
-
-def _volume_disk(devices: ET.Element, pool: Pool, volume: str, dev: str) -> None:
-    disk = _el(devices, "disk", type="volume", device="disk")
-    _el(disk, "driver", name="qemu", type="qcow2")
-    _el(disk, "source", pool=pool.name, volume=volume)
-    _el(disk, "target", dev=dev, bus="virtio")
-
-
-def provider_domain_xml(cluster: Cluster, node: ControlPlaneNode,
-                        source: Literal["bridge", "network"] = "bridge") -> str:
-    """The domain XML terraform-provider-libvirt 0.8.1 hands to xsltproc for this VM.
-
-    Its shape: newDomainDef's defaults (pae/acpi/apic, a spice display, the guest-agent channel,
-    a virtio RNG), `type` kvm, memory in MiB, vcpu, cpu mode, `disk` entries vda, vdb, ... then the
-    cloud-init ISO as an IDE cdrom (hdd), one interface per network_interfaces entry (virtio, the
-    MAC upper-cased), and the serial console with no `type` attribute: setConsoles (domain.go) sets
-    a chardev source only for a source_path, and libvirtxml writes `type` only from a source. No
-    <memballoon>: libvirt adds a virtio one at define time when none is given, which is why the
-    stylesheet always writes one. `arch` and `emulator` stay empty when not configured (the Create
-    step resets them from the schema; libvirt fills them in); `machine` is the host's canonical name
-    for its default (SIMULATED_CANONICAL_MACHINE). `source` mirrors network_interfaces[].bridge or
-    .network_id.
-    """
-    hv = _vm_host(cluster, node)
-    pool = control_plane_pool(hv)
-    domain = ET.Element("domain", type="kvm")
-    _el(domain, "name", node.name)
-    _el(domain, "description", f"hakube control-plane node {node.name} of cluster {cluster.name}")
-    _el(domain, "memory", str(memory_mib(node)), unit="MiB")
-    _el(domain, "vcpu", str(node.cpus))
-    _el(_el(domain, "os"), "type", "hvm", machine=SIMULATED_CANONICAL_MACHINE)
-    features = _el(domain, "features")
-    for feature in ("pae", "acpi", "apic"):
-        _el(features, feature)
-    _el(domain, "cpu", mode=CPU_MODE)
-    devices = _el(domain, "devices")
-    _volume_disk(devices, pool, os_volume_name(node), "vda")
-    _volume_disk(devices, pool, etcd_volume_name(node), "vdb")
-    seed = _el(devices, "disk", type="file", device="cdrom")
-    _el(seed, "driver", name="qemu", type="raw")
-    _el(seed, "source", file=f"{pool.path.rstrip('/')}/{cloudinit_disk_name(node)}")
-    _el(seed, "target", dev="hdd", bus="ide")
-    _el(seed, "serial", "cloudinit")
-    for nic in vm_nics(cluster, node):
-        interface = _el(devices, "interface", type=source)
-        _el(interface, "mac", address=nic.mac.upper())
-        _el(interface, "source", **({"bridge": nic.bridge} if source == "bridge" else {"network": nic.network}))
-        _el(interface, "model", type="virtio")
-    console = _el(devices, "console")
-    _el(console, "target", type="serial", port="0")
-    channel = _el(devices, "channel", type="unix")
-    _el(channel, "target", type="virtio", name="org.qemu.guest_agent.0")
-    _el(devices, "graphics", type="spice", autoport="yes")
-    rng = _el(devices, "rng", model="virtio")
-    _el(rng, "backend", "/dev/urandom", model="random")
-    return _to_text(domain)
-
-
-def transformed_domain_xml(cluster: Cluster, node: ControlPlaneNode,
-                           source: Literal["bridge", "network"] = "bridge") -> str:
-    """The provider's domain XML after our stylesheet: what libvirt is asked to define."""
-    from lxml import etree  # imported here: only the dry run and tests transform
-
-    transform = etree.XSLT(etree.XML(domain_xslt(cluster, node).encode()))
-    result = transform(etree.XML(provider_domain_xml(cluster, node, source).encode()))
-    return bytes(result).decode()
+    return xml_text(sheet)
 
 
 # ---------------------------------------------------------------------------------------------

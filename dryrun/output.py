@@ -11,7 +11,7 @@ from dryrun.mockrun import MockRun, public, run_program
 from dryrun.plan import files_for_hosts, plan_text, resource_table
 from dryrun.policy_check import evaluate, policy_text
 from dryrun.topology_svg import write_dry_run_svg
-from topology import ROOT
+from topology import ROOT, load_cluster
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,7 @@ def build(config: dict[str, Any], stack: str, out: Path, previous_version: str |
                       reclaim=reclaim)
     table = resource_table(run)
     write_tree(out, run, table, stack)
+    write_vm_domains(out, config[ROOT])
     write_dry_run_svg(config[ROOT], out)  # topology.svg; a warning instead when Graphviz is missing
     verdicts = evaluate(run, stack)
     (out / "policy.txt").write_text(policy_text(stack, verdicts))
@@ -46,6 +47,19 @@ def write_tree(out: Path, run: MockRun, table: list[dict[str, Any]], stack: str)
     plan = {"stack": stack, "outputs": public(run.outputs), "resources": table}
     (out / "plan.json").write_text(json.dumps(plan, indent=1, sort_keys=True) + "\n")
     (out / "plan.txt").write_text(plan_text(stack, table, run.outputs))
+
+
+def write_vm_domains(out: Path, cluster: dict[str, Any]) -> None:
+    """vms/<node>/domain.xml: what libvirt is asked to define for each control-plane VM, the provider's
+    domain (as dryrun/libvirt_domain.py models it) through the node's stylesheet."""
+    from dryrun.libvirt_domain import transformed_domain_xml
+
+    model = load_cluster(cluster)
+    for node in model.control_plane.nodes:
+        if node.is_vm:
+            target = out / "vms" / node.name / "domain.xml"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(transformed_domain_xml(model, node, source="network"))
 
 
 def committed_outputs(stack: str) -> dict[str, Any]:

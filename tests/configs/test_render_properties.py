@@ -27,6 +27,7 @@ from hypothesis import HealthCheck, given, settings
 
 from configs import containerd, kubeadm, vm
 from configs import loadbalancer as lb
+from dryrun import libvirt_domain
 from tests.configs.test_lb_render import _check, _netns_with
 from tests.strategies import cluster_models
 from topology import Cluster
@@ -68,7 +69,8 @@ def rendered(cluster: Cluster) -> dict[str, tuple[str, Checker | None]]:
             files[f"vms/{node.name}/user-data"] = (
                 vm.user_data(cluster, node, cluster.ssh.authorized_key or ""), _cloud_init_schema)
             files[f"vms/{node.name}/network-config"] = (vm.network_config(cluster, node), _net_convert)
-            files[f"vms/{node.name}/domain.xml"] = (vm.transformed_domain_xml(cluster, node), _virt_xml_validate)
+            domain = libvirt_domain.transformed_domain_xml(cluster, node)
+            files[f"vms/{node.name}/domain.xml"] = (domain, _virt_xml_validate)
     for node in [*cluster.control_plane.nodes, *cluster.workers]:
         files[f"hosts/{node.name}{containerd.CONTAINERD_CONFIG_PATH}"] = (containerd.containerd_config(cluster), None)
         for path, text in {**kubeadm.node_files(cluster, node),

@@ -18,6 +18,7 @@ import yaml
 from lxml import etree
 
 from configs import vm
+from dryrun import libvirt_domain
 from dryrun.mockrun import REPO
 from lab.hostsim import ScratchHost
 from tests.mockgraph import cluster_copy
@@ -191,7 +192,7 @@ def _validate(text: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
 @pytest.mark.tool("virt-xml-validate", "xmllint")
 @pytest.mark.parametrize(("stack", "node"), VMS, ids=VM_IDS)
 def test_transformed_domain_passes_virt_xml_validate(stack: str, node: ControlPlaneNode, tmp_path: Path) -> None:
-    result = _validate(vm.transformed_domain_xml(STACKS[stack], node), tmp_path)
+    result = _validate(libvirt_domain.transformed_domain_xml(STACKS[stack], node), tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -199,28 +200,29 @@ def test_provider_shape_is_what_terraform_provider_libvirt_0_8_1_writes() -> Non
     """A console without `type` (libvirtxml writes one only from a source path) and the host's
     canonical machine name rather than the "pc" alias."""
     cluster = STACKS["dev"]
-    provider = _tree(vm.provider_domain_xml(cluster, cluster.control_plane.nodes[0]))
+    provider = _tree(libvirt_domain.provider_domain_xml(cluster, cluster.control_plane.nodes[0]))
     (console,) = provider.findall("devices/console")
     assert "type" not in console.attrib and console.find("source") is None
     assert console.find("target").attrib == {"type": "serial", "port": "0"}
     machine = provider.find("os/type").get("machine")
-    assert machine == vm.SIMULATED_CANONICAL_MACHINE and machine.startswith("pc-i440fx-")
+    assert machine == libvirt_domain.SIMULATED_CANONICAL_MACHINE and machine.startswith("pc-i440fx-")
 
 
 @pytest.mark.tool("virt-xml-validate", "xmllint")
 def test_provider_shape_fails_validation_only_for_its_console_and_ours_validates(tmp_path: Path) -> None:
     cluster = STACKS["dev"]
     node = cluster.control_plane.nodes[0]
-    provider = vm.provider_domain_xml(cluster, node)
+    provider = libvirt_domain.provider_domain_xml(cluster, node)
     refused = _validate(provider, tmp_path)
     assert refused.returncode != 0 and "fails to validate" in refused.stderr
     with_type = provider.replace("<console>", f'<console type="{vm.CONSOLE_TYPE}">', 1)
     assert with_type != provider
     assert _validate(with_type, tmp_path).returncode == 0, "the console type is the provider shape's only defect"
     for source in ("bridge", "network"):
-        result = _validate(vm.transformed_domain_xml(cluster, node, source=source), tmp_path)
+        result = _validate(libvirt_domain.transformed_domain_xml(cluster, node, source=source), tmp_path)
         assert result.returncode == 0, result.stderr
-    interfaces = _tree(vm.transformed_domain_xml(cluster, node, source="network")).findall("devices/interface")
+    domain = _tree(libvirt_domain.transformed_domain_xml(cluster, node, source="network"))
+    interfaces = domain.findall("devices/interface")
     assert [i.find("source").get("network") for i in interfaces] == ["hakube-nodes", "hakube-controlplane"]
 
 
@@ -228,7 +230,7 @@ def test_provider_shape_fails_validation_only_for_its_console_and_ours_validates
 def test_virt_xml_validate_rejects_a_bad_cpuset(tmp_path: Path) -> None:
     """The validator really runs: a vcpupin onto a cpuset libvirt cannot parse is refused."""
     cluster = STACKS["dev"]
-    text = vm.transformed_domain_xml(cluster, cluster.control_plane.nodes[0])
+    text = libvirt_domain.transformed_domain_xml(cluster, cluster.control_plane.nodes[0])
     bad = text.replace('cpuset="3"', 'cpuset="3-x"', 1)
     assert bad != text
     result = _validate(bad, tmp_path)
@@ -242,12 +244,12 @@ def test_xsltproc_as_the_provider_runs_it_gives_the_same_document(
         stack: str, node: ControlPlaneNode, tmp_path: Path) -> None:
     cluster = STACKS[stack]
     (tmp_path / "domain.xsl").write_text(vm.domain_xslt(cluster, node))
-    (tmp_path / "provider.xml").write_text(vm.provider_domain_xml(cluster, node))
+    (tmp_path / "provider.xml").write_text(libvirt_domain.provider_domain_xml(cluster, node))
     # The flags terraform-provider-libvirt 0.8.1 passes (libvirt/utils_xslt.go).
     result = _run("xsltproc", "--nomkdir", "--nonet", "--nowrite",
                   str(tmp_path / "domain.xsl"), str(tmp_path / "provider.xml"))
     assert result.returncode == 0, result.stderr
-    expected = etree.tostring(_tree(vm.transformed_domain_xml(cluster, node)), method="c14n")
+    expected = etree.tostring(_tree(libvirt_domain.transformed_domain_xml(cluster, node)), method="c14n")
     assert etree.tostring(_tree(result.stdout), method="c14n") == expected
 
 
@@ -255,7 +257,7 @@ def test_xsltproc_as_the_provider_runs_it_gives_the_same_document(
 def test_domain_guarantees_its_resources(stack: str, node: ControlPlaneNode) -> None:
     cluster = STACKS[stack]
     hv = cluster.hypervisor(node.hypervisor or "")
-    domain = _tree(vm.transformed_domain_xml(cluster, node))
+    domain = _tree(libvirt_domain.transformed_domain_xml(cluster, node))
     assert domain.findtext("vcpu") == str(node.cpus)
     pins = domain.findall("cputune/vcpupin")
     assert [(int(p.get("vcpu")), p.get("cpuset")) for p in pins] == [
@@ -277,7 +279,7 @@ def test_domain_guarantees_its_resources(stack: str, node: ControlPlaneNode) -> 
 def test_domain_nics_are_the_ones_network_config_matches(stack: str, node: ControlPlaneNode) -> None:
     cluster = STACKS[stack]
     hv = cluster.hypervisor(node.hypervisor or "")
-    interfaces = _tree(vm.transformed_domain_xml(cluster, node)).findall("devices/interface")
+    interfaces = _tree(libvirt_domain.transformed_domain_xml(cluster, node)).findall("devices/interface")
     assert [i.find("source").get("bridge") for i in interfaces] == [hv.bridges.nodes, hv.bridges.control_plane]
     ethernets = yaml.safe_load(vm.network_config(cluster, node))["ethernets"]
     matched = [ethernets[name]["match"]["macaddress"] for name in ("eth0", "eth1")]
@@ -297,7 +299,7 @@ def test_xslt_replaces_existing_balloon_cpu_and_tuning() -> None:
     cluster = STACKS["prod"]
     node = cluster.control_plane.nodes[2]
     transform = etree.XSLT(_tree(vm.domain_xslt(cluster, node)))
-    domain = transform(_tree(_with_libvirt_defaults(vm.provider_domain_xml(cluster, node)))).getroot()
+    domain = transform(_tree(_with_libvirt_defaults(libvirt_domain.provider_domain_xml(cluster, node)))).getroot()
     assert [b.get("model") for b in domain.findall("devices/memballoon")] == ["none"]
     assert len(domain.findall("cputune")) == 1 and len(domain.findall("cputune/vcpupin")) == node.cpus
     assert "9" not in [p.get("cpuset") for p in domain.findall("cputune/vcpupin")]
@@ -308,17 +310,18 @@ def test_xslt_replaces_existing_balloon_cpu_and_tuning() -> None:
 def test_xslt_types_an_untyped_console_and_keeps_a_typed_one() -> None:
     cluster = STACKS["dev"]
     node = cluster.control_plane.nodes[0]
-    (console,) = _tree(vm.transformed_domain_xml(cluster, node)).findall("devices/console")
+    (console,) = _tree(libvirt_domain.transformed_domain_xml(cluster, node)).findall("devices/console")
     assert console.get("type") == vm.CONSOLE_TYPE
     assert console.find("target").attrib == {"type": "serial", "port": "0"}
-    typed = vm.provider_domain_xml(cluster, node).replace("<console>", '<console type="tcp">', 1)
+    typed = libvirt_domain.provider_domain_xml(cluster, node).replace("<console>", '<console type="tcp">', 1)
     transform = etree.XSLT(_tree(vm.domain_xslt(cluster, node)))
     assert [c.get("type") for c in transform(_tree(typed)).getroot().findall("devices/console")] == ["tcp"]
 
 
 def test_volume_disks_bypass_the_host_page_cache_and_the_seed_is_untouched() -> None:
     cluster = STACKS["dev"]
-    disks = _tree(vm.transformed_domain_xml(cluster, cluster.control_plane.nodes[0])).findall("devices/disk")
+    domain = _tree(libvirt_domain.transformed_domain_xml(cluster, cluster.control_plane.nodes[0]))
+    disks = domain.findall("devices/disk")
     assert [(d.get("device"), d.find("target").get("dev")) for d in disks] == [
         ("disk", "vda"), ("disk", vm.ETCD_DEVICE.removeprefix("/dev/")), ("cdrom", "hdd")]
     assert [(d.find("driver").get("cache"), d.find("driver").get("io")) for d in disks] == [
@@ -359,7 +362,7 @@ def test_bare_metal_control_plane_nodes_are_not_rendered_as_vms() -> None:
     edge = load_stack_file(REPO / "Pulumi.edge.yaml")
     node = edge.control_plane.nodes[0]
     assert not node.is_vm
-    for render in (vm.domain_xslt, vm.network_config, vm.provider_domain_xml):
+    for render in (vm.domain_xslt, vm.network_config, libvirt_domain.provider_domain_xml):
         with pytest.raises(vm.NotAVm):
             render(edge, node)
 
