@@ -144,15 +144,6 @@ def cni_values(cluster: Cluster) -> dict[str, Any]:
     raise ValueError(f"unknown CNI {cni!r}")
 
 
-def cni_pod_cidr(cni: str, values: Mapping[str, Any]) -> str:
-    """Read the pod CIDR back out of a chart's values (what tests and reviewers check)."""
-    if cni == "calico":
-        return str(values["installation"]["calicoNetwork"]["ipPools"][0]["cidr"])
-    if cni == "cilium":
-        return str(values["ipam"]["operator"]["clusterPoolIPv4PodCIDRList"][0])
-    return str(values["podCidr"])
-
-
 # --- namespaces and Pod Security Admission -----------------------------------------------------
 
 @dataclass(frozen=True)

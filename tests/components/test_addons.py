@@ -17,6 +17,7 @@ from components.step import connect
 from configs import addons as cfg
 from dryrun.mockrun import MockRun, Record, is_secret, run_function
 from dryrun.plan import resource_table, waves
+from tests.chart_values import cni_pod_cidr
 from tests.mockgraph import stack_cluster
 from topology import TopologyError, load_cluster
 from topology.model import NODEPORT_RANGE
@@ -129,7 +130,7 @@ def test_cni_release_is_pinned_and_carries_the_pod_cidr(cni: str) -> None:
         chart.name, chart.version, chart.repo)
     assert release.inputs["namespace"] == chart.namespace and release.inputs["name"] == chart.release
     pod_cidr = str(load_cluster(stack_cluster("dev")).network.pod_cidr)
-    assert cfg.cni_pod_cidr(cni, release.inputs["values"]) == pod_cidr
+    assert cni_pod_cidr(cni, release.inputs["values"]) == pod_cidr
 
 
 @pytest.mark.parametrize("cni", ["calico", "cilium", "flannel"])
@@ -138,7 +139,7 @@ def test_cni_values_follow_a_changed_pod_cidr(cni: str) -> None:
     data["network"]["podCidr"] = "10.32.0.0/16"
     data["addons"] = {"cni": cni}
     values = cfg.cni_values(load_cluster(data))
-    assert cfg.cni_pod_cidr(cni, values) == "10.32.0.0/16"
+    assert cni_pod_cidr(cni, values) == "10.32.0.0/16"
     assert "10.32.0.0/16" in json.dumps(values)
     assert "10.244." not in json.dumps(values)
 

@@ -15,6 +15,7 @@ import yaml
 
 from configs import addons, containerd, images, kubeadm
 from lab import realtools
+from tests.chart_values import cni_pod_cidr
 from tests.mockgraph import cluster_copy
 from topology import load_cluster
 from topology.versions import SUPPORTED, minor_of
@@ -94,7 +95,7 @@ def test_calico_s_operator_and_components_follow_the_repository_and_keep_the_pod
     values = _values_of(cluster, addons.cni_chart(cluster), addons.cni_values(cluster))
     assert values["tigeraOperator"]["registry"] == REPO_PREFIX
     assert values["installation"]["registry"] == f"{REPO_PREFIX}/"  # the Installation API wants the slash
-    assert addons.cni_pod_cidr("calico", values) == str(cluster.network.pod_cidr)  # merged, not replaced
+    assert cni_pod_cidr("calico", values) == str(cluster.network.pod_cidr)  # merged, not replaced
 
 
 @pytest.mark.parametrize(("cni", "paths"), [
@@ -109,7 +110,7 @@ def test_cni_chart_images_follow_the_repository(cni: str, paths: list[tuple[str,
         for key in path:
             value = value[key]
         assert value.startswith(f"{REPO_PREFIX}/") and value.count("/") == REPO_PREFIX.count("/") + 2, (path, value)
-    assert addons.cni_pod_cidr(cni, values) == str(cluster.network.pod_cidr)
+    assert cni_pod_cidr(cni, values) == str(cluster.network.pod_cidr)
 
 
 def test_metallb_and_envoy_gateway_follow_the_repository() -> None:
