@@ -1,4 +1,4 @@
-"""The previous deployment's stack outputs, read through a reference to this very stack.
+"""The previous deployment's stack outputs, read from the engine for this very stack.
 
 Day-2 rules compare the stack file with what was deployed: topology/bootstrap.py (which node ran
 `kubeadm init`, which is first) and the upgrade checks (kubernetesVersion). During an update the
@@ -14,9 +14,13 @@ from typing import Any
 
 import pulumi
 from pulumi.runtime.settings import get_monitor
-from pulumi.runtime.sync_await import _sync_await  # the SDK's own blocking wait, as sync invokes use
 
-# (monitor id, outputs): one StackReference per program run, as a second one would clash by name.
+# The engine's own read of a stack's outputs (its builtin provider, pkg/resource/deploy/builtins.go),
+# the same a StackReference resource makes, through the SDK's public synchronous invoke: no resource
+# to register, and an answer before anything else is registered. dryrun/mockrun.py answers it too.
+READ_STACK_OUTPUTS = "pulumi:pulumi:readStackOutputs"
+
+# (monitor id, outputs): read once per program run (tests run many programs in one process).
 _read: tuple[int, dict[str, Any]] | None = None
 
 
@@ -26,9 +30,7 @@ def previous_outputs() -> dict[str, Any]:
     run = id(get_monitor())
     if _read is None or _read[0] != run:
         name = f"{pulumi.get_organization()}/{pulumi.get_project()}/{pulumi.get_stack()}"
-        ref = pulumi.StackReference("previous-deployment", stack_name=name)
-        outputs: dict[str, Any] | None = _sync_await(ref.outputs.future())
-        names: list[str] | None = _sync_await(ref.secret_output_names.future())
-        values, secret = outputs or {}, set(names or [])
+        answer = pulumi.runtime.invoke(READ_STACK_OUTPUTS, {"name": name}).value or {}  # the SDK raises on failure
+        values, secret = answer.get("outputs") or {}, set(answer.get("secretOutputNames") or [])
         _read = (run, {key: value for key, value in values.items() if key not in secret})
     return dict(_read[1])

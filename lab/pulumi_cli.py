@@ -35,7 +35,6 @@ PROGRAM = ("__main__.py", "components", "configs", "topology")  # what `pulumi` 
 POLICY_PACK = REPO / "policies"
 PACK_CONFIG_DIR = POLICY_PACK / "config"
 STACK_RESOURCE = "pulumi:pulumi:Stack"
-STACK_REFERENCE = "pulumi:pulumi:StackReference"
 DEFAULT_TIMEOUT_S = 600
 
 Wrap = Callable[[list[str]], list[str]]  # e.g. SshLab.runner_argv: where the CLI runs
@@ -66,8 +65,8 @@ class Events:
         return {name: worst.get(name, "pass") for name in self.passed | self.failed | set(worst)}
 
     def resources(self, *, ops: Sequence[str] | None = None) -> list[tuple[str, str]]:
-        """(type, name) of every program resource stepped on (the Stack and the StackReference aside)."""
-        return sorted((t, n) for op, t, n in self.steps if t not in (STACK_RESOURCE, STACK_REFERENCE)
+        """(type, name) of every program resource stepped on (the Stack aside)."""
+        return sorted((t, n) for op, t, n in self.steps if t != STACK_RESOURCE
                       and (ops is None or op in ops))
 
 

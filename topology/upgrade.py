@@ -1,8 +1,8 @@
 """The version-change rule: kubeadm upgrades one minor at a time and never downgrades.
 
 Unlike the rules in topology/rules.py it needs the previously deployed version, which is not in
-the stack file: the program reads it from the stack's own `kubernetesVersion` output (a
-StackReference to itself, components/program.py) and the dry run from `--previous-version`.
+the stack file: the program reads it from the stack's own `kubernetesVersion` output
+(components/previous.py) and the dry run from `--previous-version`.
 """
 
 from __future__ import annotations

@@ -81,3 +81,12 @@ def test_a_vrrp_password_is_refused_before_anything_is_registered() -> None:
     assert "hakube:vrrpPassword: VRRP authentication exists only in VRRPv2" in str(err.value)
     assert "s3cret" not in str(err.value)
 
+
+
+def test_the_dry_run_answers_the_programs_read_of_its_own_outputs() -> None:
+    from components import previous
+    from dryrun import mockrun
+
+    assert mockrun.READ_STACK_OUTPUTS == previous.READ_STACK_OUTPUTS
+    run = mockrun.run_function(previous.previous_outputs, "dev", previous_outputs={"kubernetesVersion": "1.36.5"})
+    assert run.records == []  # a read, not a resource
