@@ -14,6 +14,7 @@ waited on (/readyz), and a host that was unplugged gets its etcd member back too
 from __future__ import annotations
 
 import contextlib
+import os
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,12 +22,14 @@ from functools import cache
 from pathlib import Path
 
 from configs import apiserver
+from configs.scripts import SCRIPT_DIR
 from dryrun.mockrun import REPO, run_program
 from dryrun.plan import files_for_hosts
 from lab import realcp
 from lab.netlab import Lab, LbLab, PairSetup, WatchSetup, control_plane_host
 from lab.realtools import path_of
 from topology import ROOT, Cluster, load_stack_file, read_stack_file
+from topology.model import Encryption
 
 REAL_TOOLS = ("kubeadm", "kube-apiserver", "etcd", "etcdctl", "kubectl")
 
@@ -74,6 +77,31 @@ class Running:
                             f"--cacert={flags['etcd-cafile']}", f"--cert={flags['etcd-certfile']}",
                             f"--key={flags['etcd-keyfile']}", "--dial-timeout=3s", "--command-timeout=10s",
                             *args, check=check, timeout=20)
+
+
+def place_encryption_step(running: Running, keys: list[str]) -> None:
+    """A rotation step's apiserver files on every node of `running` (dev's cluster with encryption.keys
+    = `keys`), as each `<cp>-apiserver-files-apply` places them; a key named for the first time gets a
+    fresh value, an earlier one keeps its own."""
+    cluster = stack_cluster("dev").model_copy(update={"encryption": Encryption(keys=keys)})
+    files = apiserver.node_files(cluster)
+    for name in realcp.key_variables(files):
+        running.cp.keys.setdefault(name, realcp.new_key())
+    for member in running.cp.members.values():
+        realcp.place_apiserver_files(member.built.root, files, running.cp.keys)
+
+
+def rewrite_secrets(running: Running, write_key: str) -> str:
+    """The real secrets-rewrite.sh on the first node, with admin.conf where the script looks for it;
+    returns its log (stderr)."""
+    root = running.lab.dir / "rewrite-root"
+    (root / "etc/kubernetes").mkdir(parents=True, exist_ok=True)
+    (root / "etc/kubernetes/admin.conf").write_text(running.kubeconfig.read_text())
+    env = [f"HAKUBE_ROOT={root}", f"PATH={path_of('kubectl').parent}:{os.environ.get('PATH', '/usr/bin:/bin')}",
+           f"WRITE_KEY={write_key}", "INTERVAL=1"]
+    result = running.lab.run(running.first, "env", *env, "bash", str(SCRIPT_DIR / "secrets-rewrite.sh"),
+                             timeout=120)
+    return result.stderr
 
 
 @contextlib.contextmanager

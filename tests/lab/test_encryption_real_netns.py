@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,10 +23,7 @@ from typing import Any
 import pytest
 
 from configs import apiserver
-from configs.scripts import SCRIPT_DIR
-from lab import realcp
-from lab.realcplab import REAL_TOOLS, Running, real_control_plane
-from lab.realtools import path_of
+from lab.realcplab import REAL_TOOLS, Running, place_encryption_step, real_control_plane, rewrite_secrets
 from tests.mockgraph import cluster_copy
 from topology import load_cluster
 
@@ -58,17 +54,6 @@ def _create(running: Running, name: str, node: str | None = None) -> None:
     running.kubectl("create", "secret", "generic", name, f"--from-literal=v={VALUE}-{name}", node=node)
 
 
-def _step(running: Running, keys: list[str]) -> None:
-    """A rotation step's files on every node (what each `<cp>-apiserver-files-apply` places)."""
-    cluster = cluster_copy("dev")
-    cluster["encryption"] = {"keys": keys}
-    files = apiserver.node_files(load_cluster(cluster))
-    for name in realcp.key_variables(files):
-        running.cp.keys.setdefault(name, realcp.new_key())
-    for member in running.cp.members.values():
-        realcp.place_apiserver_files(member.built.root, files, running.cp.keys)
-
-
 def _prefix(key: str) -> bytes:
     return f"{apiserver.STORED_PREFIX}{key}:".encode()
 
@@ -77,18 +62,6 @@ def _readable_everywhere(running: Running, *names: str) -> None:
     for node in running.cp.members:
         for name in names:
             assert _secret(running, name, node) == f"{VALUE}-{name}", (node, name)
-
-
-def _rewrite(running: Running, write_key: str) -> str:
-    """The real secrets-rewrite.sh, on the first node, with admin.conf where the script looks for it."""
-    root = running.lab.dir / "rewrite-root"
-    (root / "etc/kubernetes").mkdir(parents=True, exist_ok=True)
-    (root / "etc/kubernetes/admin.conf").write_text(running.kubeconfig.read_text())
-    env = [f"HAKUBE_ROOT={root}", f"PATH={path_of('kubectl').parent}:{os.environ.get('PATH', '/usr/bin:/bin')}",
-           f"WRITE_KEY={write_key}", "INTERVAL=1"]
-    result = running.lab.run(running.first, "env", *env, "bash", str(SCRIPT_DIR / "secrets-rewrite.sh"),
-                             timeout=120)
-    return result.stderr
 
 
 def test_a_secret_is_stored_encrypted_with_the_write_key(running: Running) -> None:
@@ -126,7 +99,7 @@ def test_a_rotation_keeps_every_secret_readable_one_apiserver_at_a_time(running:
 
     # 1. add: key2 readable everywhere. Halfway (one apiserver restarted), everything still reads.
     started = time.monotonic()
-    _step(running, ["key1", "key2"])
+    place_encryption_step(running, ["key1", "key2"])
     running.cp.restart_apiserver(running.lab, nodes[0])
     _readable_everywhere(running, "hk-rotated")
     for node in nodes[1:]:
@@ -136,7 +109,7 @@ def test_a_rotation_keeps_every_secret_readable_one_apiserver_at_a_time(running:
     # 2. promote: writes use key2. A Secret written by the first restarted apiserver is read by the
     # ones not yet restarted, which learned key2 in step 1 (why the add step comes first).
     started = time.monotonic()
-    _step(running, ["key2", "key1"])
+    place_encryption_step(running, ["key2", "key1"])
     running.cp.restart_apiserver(running.lab, nodes[0])
     _create(running, "hk-during", node=nodes[0])
     assert _stored(running, "hk-during").startswith(_prefix("key2"))
@@ -144,7 +117,7 @@ def test_a_rotation_keeps_every_secret_readable_one_apiserver_at_a_time(running:
     for node in nodes[1:]:
         running.cp.restart_apiserver(running.lab, node)
     assert _stored(running, "hk-rotated").startswith(_prefix("key1"))  # not rewritten yet
-    log = _rewrite(running, "key2")
+    log = rewrite_secrets(running, "key2")
     assert "with key2" in log and VALUE not in log
     for name in ("hk-first", "hk-rotated", "hk-during"):
         assert _stored(running, name).startswith(_prefix("key2")), name
@@ -152,7 +125,7 @@ def test_a_rotation_keeps_every_secret_readable_one_apiserver_at_a_time(running:
 
     # 3. retire: key1 gone from every node, every Secret still reads.
     started = time.monotonic()
-    _step(running, ["key2"])
+    place_encryption_step(running, ["key2"])
     for node in nodes:
         running.cp.restart_apiserver(running.lab, node)
     _readable_everywhere(running, "hk-first", "hk-rotated", "hk-during")
