@@ -42,13 +42,13 @@ class ApiserverFiles(Component):
         admin = nodes[cluster.first_control_plane.name]
         keys = {name: given[name] if name in given else self._generated(name, admin) for name in keys_needed(cluster)}
         secrets = {apiserver.key_variable(name): value for name, value in keys.items()}
+        files, restart = apiserver.node_files(cluster), Script("apiserver-restart.sh", apiserver.restart_env(cluster))
         self.placed: dict[str, pulumi.Resource] = {}
         previous: list[pulumi.Resource] = []
         for spec in cluster.control_plane.nodes:
             node = nodes[spec.name]
-            step = FileSet(f"{spec.name}-apiserver-files", node.host, apiserver.node_files(cluster),
-                           secrets=secrets, keep_previous=False, manifest=apiserver.MANIFEST,
-                           then=Script("apiserver-restart.sh", apiserver.restart_env(cluster)),
+            step = FileSet(f"{spec.name}-apiserver-files", node.host, files,
+                           secrets=secrets, keep_previous=False, manifest=apiserver.MANIFEST, then=restart,
                            # One apiserver restarted at a time: each node after the one before it.
                            opts=pulumi.ResourceOptions(parent=node, depends_on=[node.prerequisites, *previous]))
             self.placed[spec.name] = step.command

@@ -8,7 +8,7 @@ import pulumi
 
 from components.base import Component
 from components.step import Host, Step, digest, run
-from configs.remote import ConfigDrop, Script, file_set_stdin
+from configs.remote import ConfigDrop, Script, file_set_env, file_set_stdin
 
 # A placed file's step is never replaced: a replacement runs the old step's delete (which removes
 # the file) after the new one placed it. A changed content or command runs the step again as an update.
@@ -66,9 +66,8 @@ class FileSet(Component):
         if secrets:
             props["secretNames"] = sorted(secrets)  # the placeholders the dry run shows as [secret]
         super().__init__("FileSet", name, props, opts)
-        env = {name: value for name, value in (("MANIFEST", manifest), ("RELOAD_UNITS", " ".join(reload_units)),
-                                               ("SECRET_NAMES", " ".join(sorted(secrets or {}))),
-                                               ("KEEP_PREVIOUS", "" if keep_previous else "false")) if value}
+        env = file_set_env(manifest=manifest, reload_units=reload_units, secret_names=list(secrets or {}),
+                           keep_previous=keep_previous)
         step = Step(
             Script("file-set.sh", env), secrets=secrets or {}, payload=payload, then=then,
             # The delete reads the same stdin (the paths to remove) or, with MANIFEST, the set's record.

@@ -31,6 +31,7 @@ from topology.model import IDENTITY, Cluster
 
 # CONFIG_DIR, ENCRYPTION_CONFIG_PATH and ENCRYPTION_FLAG are the contract's: the encryption-at-rest rule reads them.
 AUDIT_POLICY_PATH = f"{CONFIG_DIR}/audit-policy.yaml"
+AUDIT_POLICY_FLAG = "audit-policy-file"
 # apiserver-restart.sh's record of the files the running apiserver started with (their digest).
 STARTED_WITH_PATH = f"{CONFIG_DIR}/apiserver-started-with"
 # file-set.sh's record of the set (a set with secrets needs one: its delete cannot list the files from
@@ -90,12 +91,17 @@ def node_files(cluster: Cluster) -> dict[str, str]:
     return {ENCRYPTION_CONFIG_PATH: dump(encryption_config(cluster)), AUDIT_POLICY_PATH: dump(audit_policy(cluster))}
 
 
+def _file_paths() -> list[str]:
+    """The paths node_files places, in the order apiserver-restart.sh digests them."""
+    return sorted((ENCRYPTION_CONFIG_PATH, AUDIT_POLICY_PATH))
+
+
 def extra_args(cluster: Cluster) -> dict[str, str]:
     """kube-apiserver flags for ClusterConfiguration apiServer.extraArgs."""
     audit = cluster.audit
     return {
         ENCRYPTION_FLAG: ENCRYPTION_CONFIG_PATH,
-        "audit-policy-file": AUDIT_POLICY_PATH,
+        AUDIT_POLICY_FLAG: AUDIT_POLICY_PATH,
         "audit-log-path": audit.path,
         "audit-log-maxsize": str(audit.max_size_mb),
         "audit-log-maxbackup": str(audit.max_backups),
@@ -119,9 +125,10 @@ def restart_env(cluster: Cluster) -> dict[str, str]:
     # Only the flags whose file does something: an identity-only configuration or a policy that records
     # nothing changes nothing unread, so a cluster made before the flags may run with both off.
     needed = [*([ENCRYPTION_FLAG] if keys_needed(cluster) else []),
-              *(["audit-policy-file"] if cluster.audit.enabled else [])]
-    flags = {name: extra_args(cluster)[name] for name in needed}
-    return {"CONFIG_FILES": " ".join(sorted(node_files(cluster))), "STARTED_WITH": STARTED_WITH_PATH,
+              *([AUDIT_POLICY_FLAG] if cluster.audit.enabled else [])]
+    args = extra_args(cluster)
+    flags = {name: args[name] for name in needed}
+    return {"CONFIG_FILES": " ".join(_file_paths()), "STARTED_WITH": STARTED_WITH_PATH,
             "APISERVER_PORT": str(cluster.apiserver_port),
             "REQUIRED_FLAGS": " ".join(f"{name}={value}" for name, value in flags.items())}
 

@@ -90,6 +90,14 @@ def secret_stdin(secrets: Mapping[str, str], payload: str = "") -> str:
     return "\n".join(lines) + "\n\n" + payload
 
 
+def file_set_env(*, manifest: str | None = None, reload_units: Sequence[str] = (),
+                 secret_names: Sequence[str] = (), keep_previous: bool = True) -> dict[str, str]:
+    """file-set.sh's plain environment (configs/scripts/file-set.sh documents each); unset ones left out."""
+    values = (("MANIFEST", manifest or ""), ("RELOAD_UNITS", " ".join(reload_units)),
+              ("SECRET_NAMES", " ".join(sorted(secret_names))), ("KEEP_PREVIOUS", "" if keep_previous else "false"))
+    return {name: value for name, value in values if value}
+
+
 def file_set_stdin(files: Sequence[tuple[str, str, str]]) -> str:
     """What file-set.sh reads: one `mode path base64(content)` line for each (path, mode, content)."""
     lines = []

@@ -44,7 +44,7 @@ from typing import Any, Protocol
 import yaml
 
 from configs import apiserver
-from configs.remote import file_set_stdin
+from configs.remote import file_set_env, file_set_stdin
 from configs.scripts import SCRIPT_DIR
 from lab import controlplane
 
@@ -261,7 +261,7 @@ def place_apiserver_files(root: Path, files: Mapping[str, str], keys: Mapping[st
     where a node's step exports them from its secret stdin)."""
     names = key_variables(files)
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HAKUBE_ROOT": str(root), "LC_ALL": "C",
-           "SECRET_NAMES": " ".join(names), "KEEP_PREVIOUS": "false", "MANIFEST": apiserver.MANIFEST,
+           **file_set_env(manifest=apiserver.MANIFEST, secret_names=names, keep_previous=False),
            **{name: keys[name] for name in names}}
     stdin = file_set_stdin([(path, "0600", text) for path, text in sorted(files.items())])
     result = subprocess.run(["bash", str(SCRIPT_DIR / "file-set.sh")], input=stdin, env=env, text=True,

@@ -58,7 +58,7 @@ def fingerprint(value: str) -> str:
     return hashlib.sha256(b"hakube-encryption-key\0" + value.strip().encode()).hexdigest()[:16]
 
 
-def check_given_keys(cluster: Cluster, given: Mapping[str, str]) -> list[str]:
+def check_given_keys(given: Mapping[str, str]) -> list[str]:
     """Path-named problems of the key values in hakube:encryptionKeys (a mapping name -> value)."""
     problems = []
     for name, value in sorted(given.items()):
@@ -105,12 +105,12 @@ def check_rotation(previous: Any, new: Sequence[Mapping[str, str]]) -> list[str]
     old = _order(previous)
     if old is None:
         return ["the deployed encryptionKeys output is unreadable; cannot check the key change"]
-    old_names = [name for name, _ in old]
+    old_names, old_prints = [name for name, _ in old], dict(old)
     new_order = [(item["name"], item["fingerprint"]) for item in new]
     new_names = [name for name, _ in new_order]
     problems = []
     for name, print_ in new_order:
-        was = dict(old).get(name)
+        was = old_prints.get(name)
         if was is not None and was != print_:
             problems.append(f"{name}: its value changed; what it encrypted could no longer be read. Give a"
                             " new value under a new name, and rotate")
@@ -132,7 +132,7 @@ def check_rotation(previous: Any, new: Sequence[Mapping[str, str]]) -> list[str]
 
 def refuse_unsafe_rotation(previous: Any, cluster: Cluster, given: Mapping[str, str]) -> None:
     """Raise TopologyError (path-named lines) for bad key values or an unsafe change of key order."""
-    lines = check_given_keys(cluster, given)
+    lines = check_given_keys(given)
     if not lines:
         loc = render_loc(LOC)
         lines = [f"{loc}: {message}" for message in check_rotation(previous, deployed_keys(cluster, given))]
